@@ -1,0 +1,10 @@
+"""cifar10-search: find, train and prove a small, fast CIFAR-10 classifier."""
+
+from __future__ import annotations
+
+import os
+
+# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"

@@ -1,0 +1,159 @@
+"""Model families: ``build_model(config) -> keras.Model`` with raw pixels in and logits out.
+
+A built model takes ``(N, 32, 32, 3)`` RGB pixels in 0-255 (uint8 or float); normalisation is a
+layer inside it, so a saved ``model.keras`` stands on its own: it loads with
+``keras.saving.load_model`` and classifies without this package. Only built-in layers are used.
+Augmentation is not part of it: training wraps it (:func:`search.augment.with_augmentation`),
+since Keras' random layers default to training mode when a model is called without
+``training=``, which would make a plain ``model(x)`` random.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from search.config import Config
+from search.errors import ConfigError
+
+# Per-channel mean and standard deviation of the CIFAR-10 training images, in 0-255 units.
+MEAN = np.array([125.3, 123.0, 113.9])
+STD = np.array([63.0, 62.1, 66.7])
+WHITEN_KERNEL = 2  # the fast family's first conv: 2x2 patches, 2 * 3 * 2 * 2 = 24 channels
+WHITEN_WIDTH = 2 * 3 * WHITEN_KERNEL**2
+
+
+def _conv(x, width: int, *, kernel: int = 3, strides: int = 1, name: str):
+    return keras.layers.Conv2D(
+        width,
+        kernel,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+    )(x)
+
+
+def _bn(x, config: Config, *, name: str, scale: bool = True):
+    return keras.layers.BatchNormalization(momentum=config.bn_momentum, scale=scale, name=name)(x)
+
+
+def _act(x, config: Config, *, name: str):
+    return keras.layers.Activation(config.activation, name=name)(x)
+
+
+def _dropout(x, rate: float, *, name: str):
+    return keras.layers.Dropout(rate, name=name)(x) if rate > 0 else x
+
+
+def _widths(config: Config) -> tuple[int, int, int]:
+    return config.width1, config.width2, config.width3
+
+
+def _dropouts(config: Config) -> tuple[float, float, float]:
+    return config.dropout1, config.dropout2, config.dropout3
+
+
+def seed_cnn(x, config: Config):
+    """The historical model: per stage ``depth`` x (conv, BN, act), max-pool, dropout."""
+    for s, (width, rate) in enumerate(zip(_widths(config), _dropouts(config)), start=1):
+        for i in range(1, config.depth + 1):
+            x = _conv(x, width, name=f"s{s}_conv{i}")
+            x = _bn(x, config, name=f"s{s}_bn{i}")
+            x = _act(x, config, name=f"s{s}_act{i}")
+        x = keras.layers.MaxPooling2D(2, name=f"s{s}_pool")(x)
+        x = _dropout(x, rate, name=f"s{s}_dropout")
+    return keras.layers.Flatten(name="flatten")(x)
+
+
+def resnet(x, config: Config):
+    """ResNet-20 style: a conv stem, three stages of ``depth`` basic blocks, global pooling.
+
+    Stages 2 and 3 halve the resolution in their first block (1x1 projection shortcut).
+    ``width1..3 = 16/32/64, depth = 3`` is ResNet-20; ``64/128/256, depth = 1`` a wide,
+    shallow, fast variant.
+    """
+    x = _conv(x, config.width1, name="stem_conv")
+    x = _act(_bn(x, config, name="stem_bn"), config, name="stem_act")
+    for s, (width, rate) in enumerate(zip(_widths(config), _dropouts(config)), start=1):
+        for b in range(1, config.depth + 1):
+            p = f"s{s}_b{b}"
+            strides = 2 if (s > 1 and b == 1) else 1
+            shortcut = x
+            if strides != 1 or x.shape[-1] != width:
+                shortcut = _conv(x, width, kernel=1, strides=strides, name=f"{p}_proj")
+                shortcut = _bn(shortcut, config, name=f"{p}_proj_bn")
+            y = _conv(x, width, strides=strides, name=f"{p}_conv1")
+            y = _act(_bn(y, config, name=f"{p}_bn1"), config, name=f"{p}_act1")
+            y = _conv(y, width, name=f"{p}_conv2")
+            y = _bn(y, config, name=f"{p}_bn2")
+            x = keras.layers.Add(name=f"{p}_add")([shortcut, y])
+            x = _act(x, config, name=f"{p}_act2")
+        x = _dropout(x, rate, name=f"s{s}_dropout")
+    return keras.layers.GlobalAveragePooling2D(name="pool")(x)
+
+
+def fast(x, config: Config):
+    """The airbench-style conv-BN net: a 2x2 whitening conv, then three blocks of
+    (conv, max-pool, BN, act) followed by ``depth - 1`` x (conv, BN, act), global max-pool.
+
+    BatchNorm has no learned scale (as airbench); ``bn_momentum`` is typically 0.6.
+    """
+    x = keras.layers.Conv2D(WHITEN_WIDTH, WHITEN_KERNEL, padding="valid", name="whiten")(x)
+    x = _act(x, config, name="whiten_act")
+    for s, (width, rate) in enumerate(zip(_widths(config), _dropouts(config)), start=1):
+        x = _conv(x, width, name=f"s{s}_conv1")
+        x = keras.layers.MaxPooling2D(2, name=f"s{s}_pool")(x)
+        x = _act(_bn(x, config, name=f"s{s}_bn1", scale=False), config, name=f"s{s}_act1")
+        for i in range(2, config.depth + 1):
+            x = _conv(x, width, name=f"s{s}_conv{i}")
+            x = _act(_bn(x, config, name=f"s{s}_bn{i}", scale=False), config, name=f"s{s}_act{i}")
+        x = _dropout(x, rate, name=f"s{s}_dropout")
+    return keras.layers.GlobalMaxPooling2D(name="pool")(x)
+
+
+FAMILIES: dict[str, Callable] = {"seed_cnn": seed_cnn, "resnet": resnet, "fast": fast}
+
+
+def build_model(config: Config, *, whiten_images: np.ndarray | None = None) -> keras.Model:
+    """Build the config's model. ``whiten_images`` (uint8 training images) initialise the
+    whitening layer when ``config.whiten``; without them it stays randomly initialised."""
+    if config.whiten and config.family != "fast":
+        raise ConfigError(f"whiten applies to the fast family only, not {config.family}.")
+    keras.utils.set_random_seed(config.seed)
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Normalization(mean=MEAN, variance=STD**2, name="normalize")(inputs)
+    x = FAMILIES[config.family](x, config)
+    if config.dense_units:
+        x = keras.layers.Dense(config.dense_units, name="dense")(x)
+        x = _act(x, config, name="dense_act")
+        x = _dropout(x, config.dense_dropout, name="dense_dropout")
+    elif config.dense_dropout > 0:
+        x = _dropout(x, config.dense_dropout, name="dense_dropout")
+    x = keras.layers.Dense(10, use_bias=config.family != "fast", name="logits")(x)
+    if config.logit_scale != 1.0:
+        x = keras.layers.Rescaling(config.logit_scale, name="logit_scale")(x)
+    model = keras.Model(inputs, x, name=config.family)
+    if config.whiten and whiten_images is not None:
+        init_whitening(model.get_layer("whiten"), whiten_images)
+    return model
+
+
+def init_whitening(layer: keras.layers.Conv2D, images: np.ndarray, eps: float = 5e-4) -> None:
+    """Set a 2x2 conv to the whitening transform of the images' normalised patches (airbench):
+    each eigenvector of the patch covariance, scaled by 1/sqrt(eigenvalue), and its negative.
+    The kernel is then frozen; its bias still trains."""
+    k = layer.kernel.shape[0]
+    x = (np.asarray(images[:5000], np.float32) - MEAN) / STD
+    n, h, w, c = x.shape
+    patches = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))
+    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, k * k * c)  # (kh, kw, c) order
+    cov = np.cov(patches, rowvar=False)
+    eigval, eigvec = np.linalg.eigh(cov)
+    filters = (eigvec / np.sqrt(eigval + eps)).T[::-1]  # largest eigenvalue first
+    kernel = np.concatenate([filters, -filters]).reshape(-1, k, k, c).transpose(1, 2, 3, 0)
+    layer.kernel.assign(kernel.astype("float32"))
+    layer.kernel.trainable = False

@@ -1,0 +1,204 @@
+"""A run folder: one config trained into ``model.keras``, and its one-time test evaluation.
+
+``train_run`` writes ``config.json``, ``budget.json``, ``history.csv``, ``train.json`` and
+``model.keras``; ``test_run`` adds ``test_metrics.json``, the confusion matrix as CSV and two
+PNGs, and counts how many times the run was evaluated on the test set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from search.config import Config
+from search.data import CLASSES, Source, load_test, results_root, train_val
+from search.provenance import provenance
+
+
+def new_run_dir(name: str, root: Path | None = None) -> Path:
+    """A fresh folder ``results/runs/<time>-<name>`` (suffixed if the second is taken)."""
+    base = (root or results_root()) / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    path.mkdir(parents=True)
+    return path
+
+
+def latest_run(root: Path | None = None) -> Path | None:
+    """The newest folder under ``results/`` holding a ``model.keras``."""
+    runs = [p.parent for p in (root or results_root()).glob("**/model.keras")]
+    return max(runs, key=lambda p: (p / "model.keras").stat().st_mtime, default=None)
+
+
+def write_json(path: Path, data: object) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def train_run(
+    config: Config,
+    source: Source,
+    out: Path,
+    *,
+    verbose: bool = True,
+    extra: dict | None = None,
+) -> dict:
+    """Train ``config`` on its split of the training images into the folder ``out``.
+
+    The training state is backed up every epoch under ``out/backup``: running again with the
+    same folder resumes after the last finished epoch. Returns what ``train.json`` holds.
+    """
+    import keras
+
+    from search import budget
+    from search.models import build_model
+    from search.training import read_history, train
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config.to_dict())
+    split = train_val(
+        source, val_size=config.val_size, train_size=config.train_size, split_seed=config.split_seed
+    )
+    keras.backend.clear_session()
+    model = build_model(config, whiten_images=split.x_train)
+    m = budget.measure(model)
+    over = budget.violations(m)
+    write_json(out / "budget.json", {**m.to_dict(), "violations": over})
+    if verbose:
+        print(
+            f"{config.family}: {m.params:,} parameters, latency p50 {m.latency_p50_ms:.2f} ms "
+            f"(p95 {m.latency_p95_ms:.2f}, {m.threads} threads); training on "
+            f"{len(split.x_train):,} images, validating on {len(split.x_val):,}",
+            flush=True,
+        )
+        for v in over:
+            print(f"warning: over budget: {v}", flush=True)
+    result = train(
+        model,
+        config,
+        split,
+        verbose=verbose,
+        backup_dir=out / "backup",
+        history_csv=out / "history.csv",
+    )
+    model.save(out / "model.keras")
+    history = read_history(out / "history.csv")  # every epoch, those before a resume too
+    info = {
+        "status": result.status,
+        "epochs": result.epochs,
+        "train_seconds": sum(r["seconds"] for r in history),
+        "val_accuracy": result.val_accuracy,
+        "train_images": len(split.x_train),
+        "val_images": len(split.x_val),
+        "data_source": str(source),
+        "budget": m.to_dict(),
+        **(extra or {}),
+        "provenance": provenance(),
+    }
+    write_json(out / "train.json", info)
+    return info
+
+
+def test_run(run: Path, source: Source, *, tta_flip: bool | None = None) -> dict:
+    """Evaluate ``run/model.keras`` once on the 10,000 test images and write the metrics."""
+    import keras
+
+    from search import budget
+    from search.training import evaluate
+
+    config = Config.from_json(run / "config.json")
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    x, y = load_test(source)
+    tta = config.tta_flip if tta_flip is None else tta_flip
+    metrics = {"plain": _scores(evaluate(model, x), y)}
+    if tta:
+        metrics["tta_flip"] = _scores(evaluate(model, x, tta_flip=True), y)
+    m = budget.measure(model)
+    previous = run / "test_metrics.json"
+    evaluations = 1
+    if previous.exists():
+        evaluations += int(json.loads(previous.read_text()).get("test_evaluations", 0))
+    result = {
+        "run": str(run),
+        "accuracy": metrics["plain"]["accuracy"],
+        "accuracy_tta_flip": metrics.get("tta_flip", {}).get("accuracy"),
+        "per_class_accuracy": metrics["plain"]["per_class_accuracy"],
+        "confusion_matrix": metrics["plain"]["confusion_matrix"],
+        "per_class_accuracy_tta_flip": metrics.get("tta_flip", {}).get("per_class_accuracy"),
+        "test_images": len(y),
+        "params": m.params,
+        "latency_p50_ms": m.latency_p50_ms,
+        "latency_p95_ms": m.latency_p95_ms,
+        "latency_threads": m.threads,
+        "config": config.to_dict(),
+        "data_source": str(source),
+        "data_checksum_sha256": source.checksum(),
+        "test_evaluations": evaluations,
+        "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **provenance(),
+    }
+    cm = np.array(metrics["plain"]["confusion_matrix"])
+    _write_confusion(run, cm)
+    write_json(previous, result)
+    return result
+
+
+def _scores(logits: np.ndarray, y: np.ndarray) -> dict:
+    pred = logits.argmax(axis=1)
+    cm = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
+    np.add.at(cm, (y, pred), 1)
+    per_class = cm.diagonal() / np.maximum(cm.sum(axis=1), 1)
+    return {
+        "accuracy": float((pred == y).mean()),
+        "per_class_accuracy": {c: float(a) for c, a in zip(CLASSES, per_class)},
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def _write_confusion(run: Path, cm: np.ndarray) -> None:
+    """CSV of counts, and two PNGs: counts and row-normalised (recall per true class)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(run / "confusion_matrix.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true \\ predicted", *CLASSES])
+        for c, row in zip(CLASSES, cm):
+            w.writerow([c, *row])
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    for name, mat, fmt in (
+        ("confusion_matrix.png", cm, "d"),
+        ("confusion_matrix_normalized.png", norm, ".2f"),
+    ):
+        fig, ax = plt.subplots(figsize=(8, 7))
+        im = ax.imshow(mat, cmap="Blues")
+        fig.colorbar(im, ax=ax)
+        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
+        ax.set_yticks(range(len(CLASSES)), CLASSES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("Confusion matrix" + (" (normalised by true class)" if fmt != "d" else ""))
+        hi = mat.max() / 2
+        for i in range(mat.shape[0]):
+            for j in range(mat.shape[1]):
+                ax.text(
+                    j,
+                    i,
+                    format(mat[i, j], fmt),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if mat[i, j] > hi else "black",
+                )
+        fig.tight_layout()
+        fig.savefig(run / name, dpi=100)
+        plt.close(fig)

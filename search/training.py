@@ -1,0 +1,275 @@
+"""Compile and fit a model from a config, with a per-epoch hook for the search's pruner.
+
+The loop is ``model.fit`` with a few callbacks, so it runs as fast as a plain ``fit`` (see
+``benchmarks/throughput.py``). A NaN or infinite loss ends the run with status ``diverged``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from search.augment import with_augmentation
+from search.config import Config
+from search.data import NUM_CLASSES, Split
+from search.errors import ConfigError
+
+# on_epoch(epoch, logs) -> True to stop the run (the search prunes here). epoch counts from 1.
+EpochHook = Callable[[int, dict[str, float]], bool]
+
+
+@keras.saving.register_keras_serializable(package="search")
+class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate by step: constant, step (x0.1 at 50% and 75%), cosine or one-cycle.
+
+    ``warmup`` is the fraction of steps spent rising linearly to the peak (for one-cycle, where
+    the peak is; it starts at 0.2x and ends at 0.07x the peak, as airbench's triangle). All
+    shapes are fractions of ``total_steps``, so a longer run stretches the same schedule.
+    """
+
+    def __init__(self, kind: str, peak: float, total_steps: int, warmup: float = 0.0):
+        self.kind, self.peak, self.total_steps, self.warmup = kind, peak, total_steps, warmup
+
+    def __call__(self, step):
+        ops = keras.ops
+        t = ops.cast(step, "float32") / float(max(self.total_steps, 1))
+        w = float(self.warmup)
+        if self.kind == "onecycle":
+            w = max(w, 1e-6)
+            up = 0.2 + 0.8 * t / w
+            down = 1.0 - 0.93 * (t - w) / max(1.0 - w, 1e-6)
+            return self.peak * ops.where(t < w, up, ops.maximum(down, 0.07))
+        if self.kind == "cosine":
+            p = ops.clip((t - w) / max(1.0 - w, 1e-6), 0.0, 1.0)
+            shape = 0.5 * (1.0 + ops.cos(math.pi * p))
+        elif self.kind == "step":
+            shape = ops.where(t < 0.5, 1.0, ops.where(t < 0.75, 0.1, 0.01))
+        else:
+            shape = ops.ones_like(t)
+        if w > 0:
+            shape = shape * ops.minimum(1.0, (t + 1.0 / max(self.total_steps, 1)) / w)
+        return self.peak * shape
+
+    def get_config(self) -> dict:
+        return {
+            "kind": self.kind,
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup": self.warmup,
+        }
+
+
+def make_optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
+    if config.plateau and config.schedule != "constant":
+        raise ConfigError("plateau (ReduceLROnPlateau) needs schedule = 'constant'.")
+    lr = (
+        config.learning_rate
+        if config.plateau
+        else Schedule(config.schedule, config.learning_rate, total_steps, config.warmup)
+    )
+    common = dict(
+        learning_rate=lr,
+        weight_decay=config.weight_decay or None,
+        use_ema=config.ema > 0,
+        ema_momentum=config.ema or 0.99,
+    )
+    opt = {
+        "adamax": lambda: keras.optimizers.Adamax(**common),
+        "rmsprop": lambda: keras.optimizers.RMSprop(momentum=config.momentum, **common),
+        "sgd": lambda: keras.optimizers.SGD(
+            momentum=config.momentum, nesterov=config.nesterov, **common
+        ),
+        "adam": lambda: keras.optimizers.Adam(**common),
+        "adamw": lambda: keras.optimizers.AdamW(**{**common, "weight_decay": config.weight_decay}),
+    }[config.optimizer]()
+    if config.weight_decay:
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return opt
+
+
+def compile_for_training(model: keras.Model, config: Config, steps_per_epoch: int) -> keras.Model:
+    """The model behind its augmentation, compiled with the config's optimizer and loss."""
+    train_model = with_augmentation(model, config)
+    train_model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch * config.epochs),
+        loss=keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=config.label_smoothing
+        ),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    return train_model
+
+
+def one_hot(y: np.ndarray) -> np.ndarray:
+    return np.eye(NUM_CLASSES, dtype="float32")[np.asarray(y).reshape(-1)]
+
+
+@dataclass
+class RunResult:
+    status: str  # complete | pruned | diverged | early_stopped
+    epochs: int  # epochs trained in this run, resumed ones included
+    seconds: float  # training wall time (fit only, no setup)
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def val_accuracy(self) -> float | None:
+        v = self.history.get("val_accuracy")
+        return float(v[-1]) if v else None
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        v = [a for a in self.history.get("val_accuracy", []) if math.isfinite(a)]
+        return float(max(v)) if v else None
+
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+class _Watch(keras.callbacks.Callback):
+    """Per-epoch bookkeeping: the hook, divergence, learning rate, timing, a progress line and
+    ``history.csv`` (continued, not restarted, when a backed-up run resumes)."""
+
+    def __init__(
+        self,
+        config: Config,
+        n_train: int,
+        hook: EpochHook | None,
+        verbose: bool,
+        history_csv: Path | None,
+    ):
+        super().__init__()
+        self.config, self.n_train, self.hook, self.verbose = config, n_train, hook, verbose
+        self.csv = history_csv
+        self.status = "complete"
+        self.epochs = 0
+        self.rows: list[dict[str, float]] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.csv is not None and not self.rows:
+            _truncate_csv(self.csv, epoch)  # a resumed run redoes epochs after the backup
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        dt = time.perf_counter() - self.t0
+        self.epochs = epoch + 1
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row = {
+            "epoch": epoch + 1,
+            **{k: float(v) for k, v in logs.items()},
+            "lr": lr,
+            "seconds": dt,
+        }
+        row = {k: row.get(k, float("nan")) for k in HISTORY_COLUMNS}
+        self.rows.append(row)
+        if self.csv is not None:
+            with open(self.csv, "a", newline="") as f:
+                csv.writer(f).writerow([row[k] for k in HISTORY_COLUMNS])
+        if self.verbose:
+            parts = [f"epoch {epoch + 1}/{self.config.epochs}"]
+            parts += [f"{k} {logs[k]:.4f}" for k in HISTORY_COLUMNS[1:5] if k in logs]
+            parts += [f"lr {lr:.3g}", f"{dt:.0f}s ({self.n_train / dt:.0f} img/s)"]
+            print("  ".join(parts), flush=True)
+        if not math.isfinite(row["loss"]):
+            self.status = "diverged"
+            self.model.stop_training = True
+            return
+        if self.hook is not None and self.hook(epoch + 1, logs):
+            self.status = "pruned"
+            self.model.stop_training = True
+
+
+def _truncate_csv(path: Path, epochs_kept: int) -> None:
+    """Keep the header and the rows of the first ``epochs_kept`` epochs of ``path``."""
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f)][1:]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HISTORY_COLUMNS)
+        w.writerows(r for r in rows if r and int(r[0]) <= epochs_kept)
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def train(
+    model: keras.Model,
+    config: Config,
+    split: Split,
+    *,
+    on_epoch: EpochHook | None = None,
+    verbose: bool = True,
+    backup_dir: str | Path | None = None,
+    history_csv: str | Path | None = None,
+) -> RunResult:
+    """Train ``model`` (built by ``build_model``) in place on ``split`` as ``config`` says.
+
+    With ``backup_dir``, the training state is saved after every epoch and a rerun with the
+    same folder resumes after the last finished epoch. With ``history_csv``, each epoch's
+    metrics are appended there as it ends.
+    """
+    n = len(split.x_train)
+    steps = math.ceil(n / config.batch_size)
+    train_model = compile_for_training(model, config, steps)
+    has_val = len(split.x_val) > 0
+    watch = _Watch(config, n, on_epoch, verbose, Path(history_csv) if history_csv else None)
+    callbacks: list[keras.callbacks.Callback] = []
+    if backup_dir is not None:
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+    if config.ema > 0:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(watch)  # after the EMA swap: it sees the validation of the EMA weights
+    if config.plateau:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss" if has_val else "loss", factor=0.5, patience=2, verbose=0
+            )
+        )
+    stopper = None
+    if config.early_stop and has_val:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=config.early_stop, mode="max"
+        )
+        callbacks.append(stopper)
+    t0 = time.perf_counter()
+    train_model.fit(
+        split.x_train,
+        one_hot(split.y_train),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=(split.x_val, one_hot(split.y_val)) if has_val else None,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - t0
+    history = {k: [r[k] for r in watch.rows] for k in HISTORY_COLUMNS[1:]}
+    status = watch.status
+    if status == "complete" and stopper is not None and stopper.stopped_epoch > 0:
+        status = "early_stopped"
+    if verbose and status != "complete":
+        print(f"training ended: {status} after epoch {watch.epochs}", file=sys.stderr, flush=True)
+    return RunResult(status=status, epochs=watch.epochs, seconds=seconds, history=history)
+
+
+def evaluate(
+    model: keras.Model, x: np.ndarray, *, tta_flip: bool = False, batch_size: int = 500
+) -> np.ndarray:
+    """Logits of ``model`` on ``x`` in inference mode; with ``tta_flip``, the mean of the
+    logits of each image and its mirror image."""
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    if tta_flip:
+        logits = (logits + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    return logits

@@ -1,0 +1,71 @@
+"""End to end on a small slice of the real images: the two scripts, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_script
+
+pytestmark = pytest.mark.slow
+
+
+def test_train_one_epoch_then_test(real_zip, tmp_path):
+    run = tmp_path / "run"
+    r = run_script(
+        "cifar10_train.py",
+        "--data",
+        str(real_zip),
+        "--epochs",
+        "1",
+        "--train-size",
+        "1000",
+        "--val-size",
+        "500",
+        "--out",
+        str(run),
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert str(run) in r.stdout.splitlines()[-1]
+    for name in ("model.keras", "config.json", "history.csv", "budget.json", "train.json"):
+        assert (run / name).exists(), name
+    train = json.loads((run / "train.json").read_text())
+    assert train["train_images"] == 1000 and train["val_images"] == 500 and train["epochs"] == 1
+
+    r = run_script("cifar10_test.py", "--run", str(run), "--data", str(real_zip))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "test accuracy" in r.stdout
+    m = json.loads((run / "test_metrics.json").read_text())
+    assert m["test_images"] == 10_000 and 0.0 <= m["accuracy"] <= 1.0
+    assert set(m["per_class_accuracy"]) == {
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    }
+    assert sum(map(sum, m["confusion_matrix"])) == 10_000
+    assert m["params"] == 405_354 and m["latency_p50_ms"] > 0
+    assert (
+        m["data_checksum_sha256"]
+        == (real_zip.parent / "cifar10-jpeg.zip.sha256").read_text().split()[0]
+    )
+    for name in ("confusion_matrix.png", "confusion_matrix_normalized.png", "confusion_matrix.csv"):
+        assert (run / name).stat().st_size > 1000 or name.endswith(".csv")
+
+
+def test_bad_data_path_is_one_clear_line(tmp_path):
+    r = run_script("cifar10_train.py", "--data", str(tmp_path / "missing.zip"), "--epochs", "1")
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: Data path") and "Traceback" not in r.stderr
+
+
+def test_test_script_without_runs_says_what_to_do(tmp_path):
+    r = run_script("cifar10_test.py", env={"CIFAR10_RESULTS": str(tmp_path / "empty")})
+    assert r.returncode == 2 and "no trained run found" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,140 @@
+"""Training: optimizers, schedules, the per-epoch hook, divergence, backup and resume."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import make_arrays
+
+from search.config import Config
+from search.data import Split
+from search.errors import ConfigError
+from search.models import build_model
+from search.training import Schedule, read_history, train
+
+TINY = Config(width1=8, width2=8, width3=8, dense_units=16, epochs=2, batch_size=32, val_size=50)
+
+
+def tiny_split(n=128, n_val=64):
+    x, y, xv, yv = make_arrays(n, n_val)
+    return Split(x, y, xv, yv)
+
+
+def test_hook_sees_validation_accuracy_every_epoch():
+    seen = []
+    r = train(
+        build_model(TINY),
+        TINY,
+        tiny_split(),
+        on_epoch=lambda e, logs: seen.append((e, logs["val_accuracy"])) and False,
+        verbose=False,
+    )
+    assert r.status == "complete" and r.epochs == 2
+    assert [e for e, _ in seen] == [1, 2]
+    assert all(0.0 <= a <= 1.0 for _, a in seen)
+    assert r.history["val_accuracy"] == [a for _, a in seen]
+    assert len(r.history["lr"]) == 2 and r.seconds > 0
+
+
+def test_hook_returning_true_stops_the_run_as_pruned():
+    c = TINY.replace(epochs=5)
+    r = train(build_model(c), c, tiny_split(), on_epoch=lambda e, logs: e >= 2, verbose=False)
+    assert (r.status, r.epochs) == ("pruned", 2)
+
+
+def test_nan_loss_ends_as_diverged_not_a_crash():
+    s = tiny_split()
+    bad = s.x_train.astype("float32")
+    bad[:] = np.nan
+    c = TINY.replace(epochs=3)
+    r = train(build_model(c), c, Split(bad, s.y_train, s.x_val, s.y_val), verbose=False)
+    assert (r.status, r.epochs) == ("diverged", 1)
+
+
+@pytest.mark.parametrize("optimizer", ["adamax", "rmsprop", "sgd", "adam", "adamw"])
+def test_each_optimizer_learns_the_synthetic_task(optimizer):
+    lr = {"sgd": 0.05, "rmsprop": 0.001}.get(optimizer, 0.003)
+    c = TINY.replace(
+        optimizer=optimizer,
+        learning_rate=lr,
+        momentum=0.9,
+        weight_decay=1e-4,
+        epochs=4,
+        dropout1=0.0,
+        dropout2=0.0,
+        dropout3=0.0,
+        dense_dropout=0.0,
+        aug_strength=0.0,
+    )
+    r = train(build_model(c), c, tiny_split(256, 100), verbose=False)
+    assert r.status == "complete"
+    assert r.history["loss"][-1] < r.history["loss"][0]
+
+
+def test_label_smoothing_ema_and_plateau_run():
+    c = TINY.replace(label_smoothing=0.2, ema=0.9, epochs=2)
+    assert train(build_model(c), c, tiny_split(), verbose=False).status == "complete"
+    c = TINY.replace(plateau=True, early_stop=1, epochs=2)
+    assert train(build_model(c), c, tiny_split(), verbose=False).status in (
+        "complete",
+        "early_stopped",
+    )
+
+
+def test_plateau_needs_a_constant_schedule():
+    c = TINY.replace(plateau=True, schedule="cosine")
+    with pytest.raises(ConfigError, match="plateau"):
+        train(build_model(c), c, tiny_split(), verbose=False)
+
+
+def _lr(kind, step, total=100, warmup=0.0):
+    return float(keras.ops.convert_to_numpy(Schedule(kind, 1.0, total, warmup)(step)))
+
+
+def test_schedules_have_their_shapes():
+    assert [_lr("constant", s) for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    assert [_lr("step", s) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.01]
+    )
+    assert _lr("cosine", 0) == pytest.approx(1.0) and _lr("cosine", 50) == pytest.approx(0.5)
+    assert _lr("cosine", 100) == pytest.approx(0.0, abs=1e-6)
+    assert _lr("onecycle", 0, warmup=0.25) == pytest.approx(0.2)
+    assert _lr("onecycle", 25, warmup=0.25) == pytest.approx(1.0)
+    assert _lr("onecycle", 100, warmup=0.25) == pytest.approx(0.07)
+    assert _lr("cosine", 0, warmup=0.1) == pytest.approx(0.1)  # warming up
+    assert _lr("cosine", 10, warmup=0.1) == pytest.approx(1.0)
+
+
+def test_schedule_stretches_with_the_run_length():
+    assert _lr("cosine", 25, total=100) == pytest.approx(_lr("cosine", 75, total=300))
+
+
+def test_backup_resumes_after_the_last_finished_epoch(tmp_path):
+    """An interrupted run, run again with the same folder, trains only the missing epochs."""
+    c = TINY.replace(epochs=4)
+    split = tiny_split()
+    stop_at_2 = lambda e, logs: (_ for _ in ()).throw(KeyboardInterrupt) if e == 2 else False
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            build_model(c),
+            c,
+            split,
+            on_epoch=stop_at_2,
+            verbose=False,
+            backup_dir=tmp_path / "b",
+            history_csv=tmp_path / "h.csv",
+        )
+    # epoch 2 finished (backed up, in the CSV) before the interrupt hit the hook
+    seen = []
+    r = train(
+        build_model(c),
+        c,
+        split,
+        on_epoch=lambda e, logs: seen.append(e) and False,
+        verbose=False,
+        backup_dir=tmp_path / "b",
+        history_csv=tmp_path / "h.csv",
+    )
+    assert seen == [3, 4] and r.epochs == 4
+    assert [row["epoch"] for row in read_history(tmp_path / "h.csv")] == [1, 2, 3, 4]
