@@ -11,6 +11,7 @@ from search.budget import intra_op_threads
 from search.provenance import provenance
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
+REAL_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.zip"
 
 
 def write(name: str, figures: dict, *, out: Path | None = None) -> Path:

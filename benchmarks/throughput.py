@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import write  # noqa: E402
+from benchmarks.common import REAL_ZIP, write  # noqa: E402
 from search import budget  # noqa: E402
 from search.config import preset  # noqa: E402
 from search.data import resolve_source, train_val  # noqa: E402
@@ -49,7 +49,7 @@ def plain(config, split) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.zip"))
+    p.add_argument("--data", default=str(REAL_ZIP))
     p.add_argument("--preset", default="seed")
     p.add_argument("--images", type=int, default=5000)
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per run (after one warm-up)")
@@ -74,8 +74,10 @@ def main() -> None:
         "latency_batch1_p50_ms": m.latency_p50_ms,
         "latency_batch1_p95_ms": m.latency_p95_ms,
     }
-    print(f"ratio ours / plain fit: {figures['ratio_ours_to_plain']:.3f}; "
-          f"latency p50 {m.latency_p50_ms:.2f} ms, p95 {m.latency_p95_ms:.2f} ms")
+    print(
+        f"ratio ours / plain fit: {figures['ratio_ours_to_plain']:.3f}; "
+        f"latency p50 {m.latency_p50_ms:.2f} ms, p95 {m.latency_p95_ms:.2f} ms"
+    )
     write("throughput", figures)
 
 

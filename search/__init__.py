@@ -8,3 +8,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+import logging  # noqa: E402
+import warnings  # noqa: E402
+
+# TensorFlow's retracing notices and Optuna's "experimental" notices say nothing a user can act on.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=r".*is an experimental feature.*")

@@ -175,6 +175,258 @@ def test_main(argv: Sequence[str] | None = None) -> int:
     return test_command(test_parser().parse_args(argv))
 
 
+# --- search studies -----------------------------------------------------------------------
+
+QUICK = dict(space="seed", trials=6, epochs=3, train_size=3000, val_size=1000, study="quick")
+DEFAULTS = dict(
+    space="default",
+    trials=30,
+    epochs=8,
+    train_size=None,
+    val_size=5000,
+    pruner="hyperband",
+    sampler="tpe",
+    seed=0,
+)
+
+
+def resolve_space_path(value: str) -> Path:
+    """A space file: a path, or a bare name looked up in ./spaces/ then the project's spaces/."""
+    p = Path(value)
+    if p.exists() or p.suffix:
+        return p
+    for root in (Path("spaces"), Path(__file__).resolve().parents[1] / "spaces"):
+        if (root / f"{value}.toml").exists():
+            return root / f"{value}.toml"
+    return p
+
+
+def _add_study_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", required=True, metavar="NAME", help="letters, digits, - _ .")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="database URL (postgresql://user@host/db) or journal file; default: "
+        "results/NAME/study.log. Passwords come from CIFAR10_STORAGE_PASSWORD(_FILE)",
+    )
+
+
+def start_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cifar10-search start",
+        description="Start a search study, or continue one to its target number of trials.",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small study that ends in minutes on a 2-core CPU: "
+        + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
+    )
+    p.add_argument(
+        "--study", metavar="NAME", help="letters, digits, - _ . (required unless --quick)"
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="database URL (postgresql://user@host/db) or journal file; default: "
+        "results/NAME/study.log. Passwords come from CIFAR10_STORAGE_PASSWORD(_FILE)",
+    )
+    p.add_argument("--space", metavar="FILE", help=f"space TOML (default {DEFAULTS['space']})")
+    p.add_argument(
+        "--trials", type=int, help=f"target number of trials (default {DEFAULTS['trials']})"
+    )
+    p.add_argument("--timeout", type=float, metavar="S", help="start no trial after S seconds")
+    p.add_argument("--epochs", type=int, help=f"epochs per trial (default {DEFAULTS['epochs']})")
+    p.add_argument("--train-size", type=int, help="training images per trial (default: all 45,000)")
+    p.add_argument(
+        "--val-size", type=int, help=f"validation images (default {DEFAULTS['val_size']})"
+    )
+    p.add_argument("--pruner", choices=["hyperband", "median", "none"])
+    p.add_argument("--sampler", choices=["tpe", "random", "cmaes"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument(
+        "--no-enqueue-seed",
+        dest="enqueue_seed",
+        action="store_false",
+        help="do not run the space's base config as trial 0",
+    )
+    p.add_argument("--no-plots", dest="plots", action="store_false")
+    _add_data_option(p)
+    return p
+
+
+def _settings_from_args(args: argparse.Namespace) -> tuple[str, object, set[str]]:
+    from search.space import load_space
+    from search.study import Settings
+
+    values = {**DEFAULTS, **(QUICK if args.quick else {})}
+    given = set()
+    for key in ("space", "trials", "epochs", "train_size", "val_size", "pruner", "sampler", "seed"):
+        v = getattr(args, key)
+        if v is not None:
+            values[key] = v
+            given.add(key)
+    if args.quick:
+        given |= {"space", "epochs", "train_size", "val_size"}
+    name = args.study or (QUICK["study"] if args.quick else None)
+    if name is None:
+        raise UserError("start needs --study NAME (or --quick for a small demo study).")
+    if values["trials"] < 1:
+        raise UserError(f"--trials must be at least 1, got {values['trials']}.")
+    space = load_space(resolve_space_path(str(values["space"])))
+    base = space.base.replace(  # the split and epochs must make a valid config
+        epochs=values["epochs"], train_size=values["train_size"], val_size=values["val_size"]
+    )
+    if values["val_size"] < 1:
+        raise UserError("a search needs validation images: --val-size must be at least 1.")
+    deadline = None
+    if args.timeout is not None:
+        deadline = __import__("time").time() + args.timeout
+        given.add("deadline")
+    s = Settings(
+        space_path=str(space.path),
+        space_text=space.text,
+        trials=values["trials"],
+        epochs=base.epochs,
+        train_size=base.train_size,
+        val_size=base.val_size,
+        pruner=values["pruner"],
+        sampler=values["sampler"],
+        seed=values["seed"],
+        deadline=deadline,
+    )
+    if "space" in given:
+        given.add("space_text")
+    given.discard("space")
+    return name, s, given
+
+
+@_guarded
+def start_command(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    import time
+
+    from search import study as st
+    from search.data import resolve_source
+
+    name, settings, given = _settings_from_args(args)
+    st.check_name(name)
+    source = resolve_source(args.data)
+    study, settings = st.create_or_resume(
+        name, args.storage, settings, given=given, enqueue_seed=args.enqueue_seed
+    )
+    url = st.storage_url(name, args.storage)
+    left = st.remaining(study, settings)
+    print(
+        f"study {name}: {len(study.trials)} trials so far, target {settings.trials}, "
+        f"{max(left, 0)} to run; storage {st._redact(url)}",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    if left > 0 and args.jobs <= 1:
+        st.run_worker(name, args.storage, source)
+    elif left > 0:
+        cmd = [sys.executable, "-m", "search.cli", "worker", "--study", name]
+        if args.storage:
+            cmd += ["--storage", args.storage]
+        if source.path is not None:
+            cmd += ["--data", str(source.path)]
+        env = {**os.environ, "CIFAR10_WORKERS": str(args.jobs)}
+        procs = [
+            subprocess.Popen([*cmd, "--worker-index", str(i)], env=env) for i in range(args.jobs)
+        ]
+        try:
+            codes = [p.wait() for p in procs]
+        except KeyboardInterrupt:
+            for p in procs:
+                p.send_signal(__import__("signal").SIGINT)
+            for p in procs:
+                p.wait()
+            raise
+        if any(codes):
+            raise UserError(f"worker exit codes {codes}; see their messages above.")
+    study, settings = st.load(name, args.storage)
+    print(st.summary(study, settings, time.perf_counter() - t0))
+    if args.plots:
+        _write_plots(study, settings)
+    print(f"results: {st.study_dir(name)}/")
+    return 0
+
+
+def _write_plots(study, settings) -> None:
+    try:
+        from search import plots
+    except ImportError:
+        return
+    plots.write_all(study, settings)
+
+
+def worker_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cifar10-search worker",
+        description="Join an existing study and run trials until its stored target is reached.",
+    )
+    _add_study_options(p)
+    _add_data_option(p)
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+@_guarded
+def worker_command(args: argparse.Namespace) -> int:
+    import os
+
+    from search import study as st
+    from search.data import resolve_source
+
+    os.environ["CIFAR10_WORKER"] = str(args.worker_index)
+    st.run_worker(args.study, args.storage, resolve_source(args.data), worker=args.worker_index)
+    return 0
+
+
+def status_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cifar10-search status",
+        description="The study's trials as a table, and its best trial.",
+    )
+    _add_study_options(p)
+    return p
+
+
+@_guarded
+def status_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from search import study as st
+
+    study, settings = st.load(args.study, args.storage)
+    df = st.trials_frame(study, settings.space())
+    cols = ["number", "state", "end", "value", "n_params", "latency_p50_ms", "epochs", "seconds"]
+    cols += [c for c in df.columns if c.startswith("param_")]
+    with pd.option_context(
+        "display.max_rows",
+        None,
+        "display.width",
+        200,
+        "display.max_columns",
+        None,
+        "display.precision",
+        4,
+    ):
+        print(df[cols].rename(columns=lambda c: c.removeprefix("param_")).to_string(index=False))
+    print()
+    print(st.summary(study, settings))
+    try:
+        best = st.best_feasible(study)
+        print("best config:")
+        print(json.dumps(best.user_attrs.get("config", {}), indent=2))
+    except UserError:
+        pass
+    return 0
+
+
 # --- cifar10-search -----------------------------------------------------------------------
 
 
@@ -196,6 +448,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_help=False,
         help="evaluate a run on the test set (as cifar10_test.py)",
     ).set_defaults(func=test_command)
+    for name, parser, func, help_ in (
+        ("start", start_parser, start_command, "start or continue a search study"),
+        ("worker", worker_parser, worker_command, "join a study and run its trials"),
+        ("status", status_parser, status_command, "a study's trials and best config"),
+    ):
+        sub.add_parser(name, parents=[parser()], add_help=False, help=help_).set_defaults(func=func)
     args = p.parse_args(argv)
     return args.func(args)
 

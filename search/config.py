@@ -125,17 +125,18 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, where: str = "config") -> Config:
+    def from_dict(cls, data: dict[str, Any], *, where: str | None = None) -> Config:
+        """A config from its keys; errors name ``where`` the keys came from, if given."""
+        at = f"{where}: " if where else ""
         unknown = sorted(set(data) - set(field_names()))
         if unknown:
             raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(unknown)}. Known keys: "
-                f"{', '.join(field_names())}."
+                f"{at}unknown key(s) {', '.join(unknown)}. Known keys: {', '.join(field_names())}."
             )
         try:
             return cls(**data)
         except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
+            raise ConfigError(f"{at}{e}") from None
 
     @classmethod
     def from_json(cls, path: str | Path) -> Config:
@@ -152,7 +153,7 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         """``dataclasses.replace`` with the same error messages as ``from_dict``."""
-        return Config.from_dict({**self.to_dict(), **changes}, where="config")
+        return Config.from_dict({**self.to_dict(), **changes})
 
 
 def field_names() -> tuple[str, ...]:

@@ -38,14 +38,16 @@ def test_resnet_depth_and_width_are_configurable():
 def test_activations(activation):
     model = build_model(Config(activation=activation))
     acts = {
-        l.get_config()["activation"] for l in model.layers if isinstance(l, keras.layers.Activation)
+        layer.get_config()["activation"]
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Activation)
     }
     assert acts == {activation}
 
 
 def test_dropout_rates_and_widths_come_from_the_config():
     model = build_model(Config(dropout1=0.1, dropout2=0.2, dropout3=0.0, width1=8))
-    rates = [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert rates == [0.1, 0.2, 0.5]  # stage 3 at 0 adds no layer; dense dropout stays
     assert model.get_layer("s1_conv1").filters == 8
 
@@ -69,7 +71,7 @@ def test_strength_zero_is_the_identity():
 def test_augmentation_acts_only_in_training():
     c = Config(aug_strength=1.0, translate=None, rotate=None, cutout=None)
     aug = augmentation(c)
-    assert [l.name for l in aug.layers] == ["flip", "translate", "rotate", "cutout"]
+    assert [layer.name for layer in aug.layers] == ["flip", "translate", "rotate", "cutout"]
     x = X.astype("float32")
     assert np.array_equal(aug(x, training=False), x)
     assert not np.allclose(aug(x, training=True), x)

@@ -1,0 +1,488 @@
+"""Search studies: Optuna trials over a space, with budgets, pruning, resume and workers.
+
+A study keeps its settings (the space file's text, epochs, split sizes, pruner, sampler, seed,
+limits and the target number of trials) in the storage itself, so ``start`` again, ``worker``
+on another machine, ``status`` and ``plots`` all agree without repeating options.
+
+One trial: sample the space, apply the point to the frozen base config, build the model, check
+the budgets (an over-budget config ends in about a second and is reported to the sampler as
+infeasible), train on the train split reporting validation accuracy after every epoch, prune.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import re
+import resource
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import TrialState
+
+from search import budget
+from search.config import Config
+from search.data import Source, Split, results_root, search_guard, train_val
+from search.errors import UserError
+from search.space import Space, parse_space
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+HEARTBEAT_S = 20  # a worker's trial shows it is alive this often (database storages)
+GRACE_S = 90  # a trial silent this long is failed and its parameters tried once more
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# --- names, folders, storage ------------------------------------------------------------
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise UserError(
+            f"study name {name!r} is not allowed: use letters, digits, '-', '_' and '.', "
+            f"starting with a letter or digit (it names the folder results/NAME/)."
+        )
+    return name
+
+
+def study_dir(name: str) -> Path:
+    return results_root() / check_name(name)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a database URL: nothing to hide
+        return url
+
+
+def storage_url(name: str, url: str | None) -> str:
+    """The study's storage URL: the one given, else the one recorded for the study, else the
+    local journal file ``results/NAME/study.log``."""
+    recorded = study_dir(name) / "storage.txt"
+    if url:
+        return url
+    if recorded.exists():
+        return recorded.read_text().strip()
+    return str(study_dir(name) / "study.log")
+
+
+def _with_password(url: str) -> str:
+    """Add the password from ``CIFAR10_STORAGE_PASSWORD`` or the file named by
+    ``CIFAR10_STORAGE_PASSWORD_FILE``; a password in the URL itself is refused."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.password:
+        raise UserError(
+            f"the storage URL {_redact(url)} carries a password; command lines are visible to "
+            f"every user of the machine. Drop it from the URL and set CIFAR10_STORAGE_PASSWORD, "
+            f"or CIFAR10_STORAGE_PASSWORD_FILE=PATH (or PGPASSWORD / ~/.pgpass for PostgreSQL)."
+        )
+    pw = os.environ.get("CIFAR10_STORAGE_PASSWORD")
+    pw_file = os.environ.get("CIFAR10_STORAGE_PASSWORD_FILE")
+    if pw is None and pw_file:
+        try:
+            pw = Path(pw_file).read_text().strip()
+        except OSError as e:
+            raise UserError(f"cannot read the password file {pw_file}: {e}.") from None
+    return u.set(password=pw).render_as_string(hide_password=False) if pw else url
+
+
+def is_database(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """A journal file (the local default: safe for several processes on one machine) or any
+    database URL SQLAlchemy knows, with heartbeats so a dead worker's trial is failed and
+    retried once."""
+    if is_database(url):
+        try:
+            return optuna.storages.RDBStorage(
+                _with_password(url),
+                engine_kwargs={"pool_pre_ping": True},
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=1
+                ),
+            )
+        except UserError:
+            raise
+        except Exception as e:  # noqa: BLE001 - connection errors come in many types
+            raise UserError(f"cannot open the storage {_redact(url)}: {_first_line(e)}") from None
+    path = Path(url.removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = optuna.storages.journal.JournalFileBackend(
+        str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path))
+    )
+    return optuna.storages.journal.JournalStorage(backend)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+# --- settings stored with the study ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    space_path: str
+    space_text: str
+    trials: int
+    epochs: int
+    train_size: int | None
+    val_size: int
+    pruner: str = "hyperband"
+    sampler: str = "tpe"
+    seed: int = 0
+    max_params: int = budget.MAX_PARAMS
+    max_latency_ms: float = budget.MAX_LATENCY_MS
+    deadline: float | None = None  # epoch seconds after which no trial starts
+    engine: str = "optuna"
+
+    def space(self) -> Space:
+        return parse_space(self.space_text, Path(self.space_path))
+
+    def base(self) -> Config:
+        """The space's base with the study's epochs and split: every trial starts here."""
+        return self.space().base.replace(
+            epochs=self.epochs, train_size=self.train_size, val_size=self.val_size
+        )
+
+    def limits(self) -> budget.Limits:
+        return budget.Limits(self.max_params, self.max_latency_ms)
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> Settings:
+        raw = study.user_attrs.get("settings")
+        if raw is None:
+            raise UserError(
+                f"study {study.study_name!r} was not made by cifar10-search (no settings stored)."
+            )
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(raw).items() if k in known})
+
+    def store(self, study: optuna.Study) -> None:
+        study.set_user_attr("settings", json.dumps(asdict(self)))
+
+
+def make_sampler(s: Settings, worker: int = 0) -> optuna.samplers.BaseSampler:
+    seed = s.seed + worker  # workers of one study must not draw the same startup points
+    if s.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if s.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    raise UserError(f"sampler {s.sampler!r} is unknown; choose tpe, random or cmaes.")
+
+
+def make_pruner(s: Settings) -> optuna.pruners.BasePruner:
+    if s.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max(s.epochs, 1), reduction_factor=3
+        )
+    if s.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if s.pruner == "none":
+        return optuna.pruners.NopPruner()
+    raise UserError(f"pruner {s.pruner!r} is unknown; choose hyperband, median or none.")
+
+
+def load(name: str, url: str | None = None, worker: int = 0) -> tuple[optuna.Study, Settings]:
+    """Open an existing study with its stored sampler and pruner settings."""
+    url = storage_url(name, url)
+    storage = open_storage(url)
+    try:
+        probe = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise UserError(
+            f"no study {name!r} in {_redact(url)}; start one with "
+            f"'cifar10-search start --study {name} ...'."
+        ) from None
+    s = Settings.of(probe)
+    study = optuna.load_study(
+        study_name=name, storage=storage, sampler=make_sampler(s, worker), pruner=make_pruner(s)
+    )
+    return study, s
+
+
+def create_or_resume(
+    name: str,
+    url: str | None,
+    settings: Settings,
+    *,
+    given: set[str],
+    enqueue_seed: bool = True,
+) -> tuple[optuna.Study, Settings]:
+    """Create the study, or resume it: stored settings win, except the trial target and the
+    timeout; an option given now that contradicts the stored ones is an error."""
+    url = storage_url(name, url)
+    storage = open_storage(url)
+    names = {
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    }
+    if name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        old = Settings.of(study)
+        clash = [
+            "the space file (its text differs from the stored one)"
+            if k == "space_text"
+            else f"{k} (stored {getattr(old, k)!r}, given {getattr(settings, k)!r})"
+            for k in sorted(given)
+            if k not in ("trials", "deadline") and getattr(old, k) != getattr(settings, k)
+        ]
+        if clash:
+            raise UserError(
+                f"study {name!r} exists with other settings: {', '.join(clash)}. A study keeps "
+                f"its settings so its trials compare; start a new study name instead."
+            )
+        keep = {k: getattr(settings, k) for k in ("trials", "deadline") if k in given}
+        settings = Settings(**{**asdict(old), **keep})
+    else:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        study.set_user_attr("created", time.time())
+        if enqueue_seed:
+            point = settings.space().base_point()
+            study.enqueue_trial(point, user_attrs={"enqueued": "base config of the space"})
+    settings.store(study)
+    if is_database(url):
+        d = study_dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "storage.txt").write_text(_redact(url) + "\n")
+    return study, settings
+
+
+# --- one trial ------------------------------------------------------------------------------
+
+
+class _Surplus(Exception):
+    """Another worker's trial already fills the study's target."""
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def count_live(study: optuna.Study, before: int | None = None) -> int:
+    """Trials that count towards the target: finished (complete or pruned), running or queued;
+    with ``before``, only those numbered below it."""
+    trials = study.get_trials(deepcopy=False, states=LIVE)
+    return sum(1 for t in trials if before is None or t.number < before)
+
+
+class Objective:
+    """Train one sampled config and return its final validation accuracy."""
+
+    def __init__(self, settings: Settings, split: Split):
+        self.settings, self.split = settings, split
+        self.space, self.base, self.limits = settings.space(), settings.base(), settings.limits()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        t0 = time.perf_counter()
+        if count_live(trial.study, before=trial.number) >= self.settings.trials:
+            self._end(trial, "surplus", "the study's target was reached by other workers", t0)
+            raise _Surplus("target reached")
+        try:
+            return self._run(trial, t0)
+        except (optuna.TrialPruned, _Surplus):
+            raise
+        except KeyboardInterrupt:
+            self._end(trial, "interrupted", "stopped by Ctrl-C (SIGINT)", t0)
+            raise
+        except Exception as e:
+            tb = traceback.format_exc(limit=8)
+            self._end(trial, "error", f"{type(e).__name__}: {_first_line(e)}\n{tb[-1500:]}", t0)
+            raise
+
+    def _run(self, trial: optuna.Trial, t0: float) -> float:
+        import keras
+
+        from search.models import build_model
+        from search.training import train
+
+        params = self.space.suggest(trial)
+        config = self.space.apply(params, self.base)
+        trial.set_user_attr("config", config.to_dict())
+        keras.backend.clear_session(free_memory=True)
+        gc.collect()
+        model = build_model(config, whiten_images=self.split.x_train)
+        m = budget.measure(model, warmup=10, runs=50)
+        trial.set_user_attr("n_params", m.params)
+        trial.set_user_attr("latency_p50_ms", round(m.latency_p50_ms, 3))
+        trial.set_user_attr("latency_p95_ms", round(m.latency_p95_ms, 3))
+        trial.set_constraint("params", m.params - (self.limits.max_params - 1))
+        trial.set_constraint("latency_ms", m.latency_p50_ms - self.limits.max_latency_ms)
+        over = budget.violations(m, self.limits)
+        if over:
+            trial.set_user_attr("epochs", 0)
+            self._end(trial, "over_budget", "; ".join(over), t0)
+            raise optuna.TrialPruned("over budget: " + "; ".join(over))
+
+        def report(epoch: int, logs: dict[str, float]) -> bool:
+            value = float(logs.get("val_accuracy", float("nan")))
+            if math.isfinite(value):
+                trial.report(value, epoch)
+            return trial.should_prune()
+
+        r = train(model, config, self.split, on_epoch=report, verbose=False)
+        trial.set_user_attr("epochs", r.epochs)
+        trial.set_user_attr("train_seconds", round(r.seconds, 2))
+        del model
+        if r.status == "pruned":
+            self._end(trial, "pruned", f"pruned at epoch {r.epochs}", t0)
+            raise optuna.TrialPruned(f"pruned at epoch {r.epochs}")
+        if r.status == "diverged":
+            self._end(trial, "diverged", f"loss not finite at epoch {r.epochs}", t0)
+            raise optuna.TrialPruned(f"diverged at epoch {r.epochs}")
+        self._end(trial, "complete", f"{r.status} after {r.epochs} epochs", t0)
+        return float(r.val_accuracy)
+
+    def _end(self, trial: optuna.Trial, end: str, detail: str, t0: float) -> None:
+        trial.set_user_attr("end", end)
+        trial.set_user_attr("end_detail", detail)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        trial.set_user_attr("rss_mb", round(_rss_mb(), 1))
+        trial.set_user_attr("worker", os.environ.get("CIFAR10_WORKER", "0"))
+
+
+# --- workers ------------------------------------------------------------------------------
+
+
+def progress_line(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
+    ua = t.user_attrs
+    value = f"{t.value:.4f}" if t.value is not None else "  -   "
+    params = f"{ua['n_params']:>9,}" if "n_params" in ua else " " * 9
+    end = ua.get("end_detail" if ua.get("end") != "error" else "end", t.state.name.lower())
+    try:
+        best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
+    except ValueError:
+        best = "best -"
+    secs = ua.get("seconds", (t.duration.total_seconds() if t.duration else 0.0))
+    return (
+        f"trial {t.number:>3}  {params} params  val {value}  {t.state.name:<8} "
+        f"{end.splitlines()[0][:60]:<36} {secs:6.0f}s  {best}"
+    )
+
+
+def remaining(study: optuna.Study, s: Settings) -> int:
+    if s.deadline is not None and time.time() >= s.deadline:
+        return 0
+    return s.trials - count_live(study)
+
+
+def run_worker(
+    name: str,
+    url: str | None,
+    source: Source,
+    *,
+    worker: int = 0,
+    out: TextIO | None = None,
+) -> None:
+    """Run trials of the study until its stored target (trials, deadline) is reached."""
+    with search_guard():
+        study, s = load(name, url, worker)
+        split = train_val(
+            source, val_size=s.val_size, train_size=s.train_size, split_seed=s.base().split_seed
+        )
+        objective = Objective(s, split)
+        prefix = f"[w{worker}] " if os.environ.get("CIFAR10_WORKERS", "1") != "1" else ""
+
+        def show(st: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+            print(prefix + progress_line(st, t), file=out or sys.stdout, flush=True)
+
+        while True:
+            s = Settings.of(study)  # another process may have raised the target
+            if remaining(study, s) <= 0:
+                break
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
+
+
+def summary(study: optuna.Study, s: Settings, wall_s: float | None = None) -> str:
+    trials = study.get_trials(deepcopy=False)
+    ends: dict[str, int] = {}
+    for t in trials:
+        key = t.user_attrs.get("end", t.state.name.lower())
+        ends[key] = ends.get(key, 0) + 1
+    epochs = sum(int(t.user_attrs.get("epochs", 0)) for t in trials)
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    lines = [
+        f"study {study.study_name}: {len(trials)} trials ("
+        + ", ".join(f"{v} {k}" for k, v in sorted(ends.items()))
+        + ")",
+        f"epochs trained {epochs} of {len(counted) * s.epochs} without pruning "
+        f"({len(counted)} trials x {s.epochs})",
+    ]
+    if wall_s is not None:
+        lines.append(f"wall time {wall_s / 60:.1f} min")
+    try:
+        b = study.best_trial
+        lines.append(f"best trial #{b.number}: validation accuracy {b.value:.4f}")
+        lines.append("  " + ", ".join(f"{k}={_fmt(v)}" for k, v in b.params.items()))
+    except ValueError:
+        lines.append("no complete trial yet")
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def best_feasible(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The complete trial with the highest validation accuracy (over-budget trials never
+    complete)."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        raise UserError(f"study {study.study_name!r} has no complete trial yet.")
+    return max(done, key=lambda t: (t.value, -t.number))
+
+
+BASE_COLUMNS = (
+    "number", "state", "end", "value", "n_params", "latency_p50_ms", "latency_p95_ms",
+    "epochs", "train_seconds", "seconds", "worker", "datetime_start", "datetime_complete",
+)  # fmt: skip
+
+
+def trials_frame(study: optuna.Study, space: Space | None = None):
+    """One row per trial: its outcome, every parameter (``param_NAME``), size, latency, epochs
+    and time. Columns are the same for every engine and every study of a space."""
+    import pandas as pd
+
+    names = [p.name for p in space.params] if space is not None else []
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        for k in t.params:
+            if k not in names:
+                names.append(k)
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "end": ua.get("end", t.state.name.lower()),
+                "value": t.value,
+                **{c: ua.get(c) for c in BASE_COLUMNS[4:11]},
+                "datetime_start": t.datetime_start,
+                "datetime_complete": t.datetime_complete,
+                **{f"param_{k}": v for k, v in t.params.items()},
+            }
+        )
+    columns = [*BASE_COLUMNS, *(f"param_{n}" for n in names)]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,270 @@
+"""Search studies on tiny synthetic data: trials, pruning, budgets, resume, seeds, workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import make_arrays, run_script
+
+from search import study as st
+from search.cli import main
+from search.data import resolve_source
+from search.errors import UserError
+from search.space import load_space
+
+TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    import numpy as np
+
+    x, y, xt, yt = make_arrays(400, 50)
+    p = tmp_path / "tiny.npz"
+    np.savez(p, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    return p
+
+
+def settings(trials=4, epochs=2, **kw):
+    space = load_space(TINY_SPACE)
+    base = dict(
+        space_path=str(TINY_SPACE),
+        space_text=space.text,
+        trials=trials,
+        epochs=epochs,
+        train_size=200,
+        val_size=100,
+        sampler="tpe",
+        pruner="hyperband",
+        seed=0,
+    )
+    return st.Settings(**{**base, **kw})
+
+
+def run_study(name, data, enqueue_seed=True, **kw):
+    s = settings(**kw)
+    st.create_or_resume(name, None, s, given=set(kw), enqueue_seed=enqueue_seed)
+    st.run_worker(name, None, resolve_source(data))
+    return st.load(name)[0]
+
+
+def test_small_study_completes_with_every_attribute_stored(tiny_data, capsys):
+    study = run_study("s4", tiny_data, trials=4, epochs=2)
+    trials = study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(
+        t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        for t in trials
+    )
+    space = load_space(TINY_SPACE)
+    assert trials[0].params == space.base_point()  # the base config runs first
+    for t in trials:
+        ua = t.user_attrs
+        assert {
+            "config",
+            "n_params",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "epochs",
+            "train_seconds",
+            "end",
+            "end_detail",
+        } <= set(ua)
+        assert ua["config"]["width1"] == 8 and ua["config"]["epochs"] == 2
+        assert ua["config"]["train_size"] == 200 and ua["config"]["val_size"] == 100
+        assert ua["end"] in ("complete", "pruned", "diverged")
+        assert 1 <= ua["epochs"] <= 2 and len(t.intermediate_values) == ua["epochs"]
+    out = capsys.readouterr().out
+    assert out.count("params  val") == 4 and "best" in out
+
+
+def test_pruning_really_stops_a_trial(tiny_data, monkeypatch):
+    # a pruner that prunes everything: every trial must end after its first epoch
+    monkeypatch.setattr(st, "make_pruner", lambda s: optuna.pruners.ThresholdPruner(lower=1.1))
+    study = run_study("prune", tiny_data, trials=2, epochs=4)
+    for t in study.get_trials():
+        assert t.state == optuna.trial.TrialState.PRUNED
+        assert t.user_attrs["end"] == "pruned" and t.user_attrs["epochs"] == 1
+        assert t.user_attrs["end_detail"] == "pruned at epoch 1"
+
+
+def test_over_budget_configs_end_without_training(tiny_data, monkeypatch):
+    import search.training
+
+    monkeypatch.setattr(
+        search.training, "train", lambda *a, **k: pytest.fail("trained an over-budget config")
+    )
+    study = run_study("budget", tiny_data, trials=3, max_params=1000)
+    for t in study.get_trials():
+        assert t.state == optuna.trial.TrialState.PRUNED
+        assert t.user_attrs["end"] == "over_budget" and t.user_attrs["epochs"] == 0
+        assert "exceed the limit 1,000 by" in t.user_attrs["end_detail"]
+        assert t.constraints["params"] > 0  # the sampler sees it as infeasible
+        assert t.user_attrs["seconds"] < 10
+
+
+def test_resume_continues_to_the_new_total(tiny_data):
+    first = run_study("resume", tiny_data, trials=2, epochs=1)
+    before = [(t.number, t.params, t.value) for t in first.get_trials()]
+    study = run_study("resume", tiny_data, trials=4, epochs=1)
+    trials = study.get_trials()
+    assert len(trials) == 4
+    assert [(t.number, t.params, t.value) for t in trials[:2]] == before
+
+
+def test_resume_refuses_contradicting_settings(tiny_data):
+    run_study("clash", tiny_data, trials=1, epochs=1)
+    with pytest.raises(
+        UserError, match=r"exists with other settings: epochs \(stored 1, given 3\)"
+    ):
+        st.create_or_resume("clash", None, settings(trials=2, epochs=3), given={"epochs"})
+
+
+def test_same_seed_gives_the_same_sampled_configs(tiny_data):
+    a = run_study("seed-a", tiny_data, trials=4, epochs=1, seed=7)
+    b = run_study("seed-b", tiny_data, trials=4, epochs=1, seed=7)
+    c = run_study("seed-c", tiny_data, trials=4, epochs=1, seed=8)
+    pa, pb, pc = ([t.params for t in s.get_trials()] for s in (a, b, c))
+    assert pa == pb and pa != pc
+
+
+def test_tpe_after_its_random_start_is_reproducible_too():
+    """Past the startup trials TPE depends on the values; with the same values it repeats."""
+    space = load_space(TINY_SPACE)
+
+    def sequence(seed):
+        s = settings(seed=seed)
+        study = optuna.create_study(direction="maximize", sampler=st.make_sampler(s))
+        out = []
+        for _ in range(14):
+            t = study.ask()
+            p = space.suggest(t)
+            study.tell(t, p["learning_rate"] * (1 + p["dropout1"]))
+            out.append(p)
+        return out
+
+    assert sequence(3) == sequence(3)
+
+
+def test_interrupted_trial_is_failed_and_the_study_stays_usable(tiny_data, monkeypatch):
+    import search.training
+
+    real = search.training.train
+    calls = {"n": 0}
+
+    def interrupt_second(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(search.training, "train", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_study("ctrlc", tiny_data, trials=3, epochs=1)
+    study = st.load("ctrlc")[0]
+    t1 = study.get_trials()[1]
+    assert t1.state == optuna.trial.TrialState.FAIL and t1.user_attrs["end"] == "interrupted"
+    monkeypatch.setattr(search.training, "train", real)
+    study = run_study("ctrlc", tiny_data, trials=3, epochs=1)
+    states = [t.state.name for t in study.get_trials()]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 3 and states[1] == "FAIL"
+
+
+def test_a_trial_that_raises_is_failed_with_its_reason_and_the_worker_goes_on(
+    tiny_data, monkeypatch
+):
+    import search.training
+
+    real = search.training.train
+    calls = {"n": 0}
+
+    def boom_first(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise MemoryError("out of memory in a test")
+        return real(*a, **k)
+
+    monkeypatch.setattr(search.training, "train", boom_first)
+    study = run_study("boom", tiny_data, trials=2, epochs=1)
+    trials = study.get_trials()
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    assert trials[0].user_attrs["end"] == "error"
+    assert trials[0].user_attrs["end_detail"].startswith("MemoryError: out of memory in a test")
+    assert "Traceback" in trials[0].user_attrs["end_detail"]
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 2
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "x" * 101, "with space"])
+def test_study_names_that_could_escape_results_are_refused(name):
+    with pytest.raises(UserError, match="is not allowed"):
+        st.study_dir(name)
+
+
+def test_cli_start_status_and_bad_inputs(tiny_data, capsys):
+    args = [
+        "start",
+        "--study",
+        "cli",
+        "--space",
+        str(TINY_SPACE),
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--train-size",
+        "200",
+        "--val-size",
+        "100",
+        "--data",
+        str(tiny_data),
+        "--no-plots",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "study cli: 2 trials" in out and "results:" in out
+    assert main(["status", "--study", "cli"]) == 0
+    out = capsys.readouterr().out
+    assert "best config:" in out and '"width1": 8' in out
+    assert main(["status", "--study", "nope"]) == 2
+    assert "no study 'nope'" in capsys.readouterr().err
+    assert main(["start", "--study", "../x", "--space", str(TINY_SPACE)]) == 2
+    assert main(["start", "--study", "y", "--space", "missing.toml"]) == 2
+    assert "missing.toml does not exist" in capsys.readouterr().err
+
+
+def test_two_local_worker_processes_share_one_study(tiny_data, tmp_path):
+    r = run_script(
+        "-m",
+        "search.cli",
+        "start",
+        "--study",
+        "jobs",
+        "--space",
+        str(TINY_SPACE),
+        "--trials",
+        "6",
+        "--epochs",
+        "1",
+        "--train-size",
+        "200",
+        "--val-size",
+        "100",
+        "--jobs",
+        "2",
+        "--data",
+        str(tiny_data),
+        "--no-plots",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "lock" not in r.stderr.lower()
+    study = st.load("jobs")[0]
+    trials = study.get_trials()
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    done = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(done) == 6
+    assert {t.user_attrs["worker"] for t in done} == {"0", "1"}  # both workers ran trials
+    assert all(json.dumps(t.user_attrs["config"]) for t in done)
