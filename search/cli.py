@@ -356,11 +356,10 @@ def start_command(args: argparse.Namespace) -> int:
 
 
 def _write_plots(study, settings) -> None:
-    try:
-        from search import plots
-    except ImportError:
-        return
-    plots.write_all(study, settings)
+    from search import plots
+
+    report = plots.write_all(study, settings)
+    print(f"report: {report}")
 
 
 def worker_parser() -> argparse.ArgumentParser:
@@ -427,6 +426,60 @@ def status_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def plots_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cifar10-search plots",
+        description="Write trials.csv, the figures and report.html into results/NAME/.",
+    )
+    _add_study_options(p)
+    p.add_argument("--out", type=Path, help="folder (default results/NAME/)")
+    return p
+
+
+@_guarded
+def plots_command(args: argparse.Namespace) -> int:
+    from search import plots
+    from search import study as st
+
+    study, settings = st.load(args.study, args.storage)
+    report = plots.write_all(study, settings, args.out)
+    print(f"wrote {report.parent}/: trials.csv, report.html and one HTML file per figure")
+    return 0
+
+
+def dashboard_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cifar10-search dashboard",
+        description="Serve optuna-dashboard for the study's storage on localhost.",
+    )
+    _add_study_options(p)
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1")
+    return p
+
+
+@_guarded
+def dashboard_command(args: argparse.Namespace) -> int:
+    from search import study as st
+
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise UserError(
+            "optuna-dashboard is not installed: pip install 'cifar10-search[dashboard]' "
+            "(or pip install optuna-dashboard)."
+        ) from None
+    study, _ = st.load(args.study, args.storage)
+    url = st.storage_url(args.study, args.storage)
+    print(
+        f"optuna-dashboard for {st._redact(url)} on http://{args.host}:{args.port}/ "
+        f"(Ctrl-C to stop)",
+        flush=True,
+    )
+    optuna_dashboard.run_server(study._storage, host=args.host, port=args.port)
+    return 0
+
+
 # --- cifar10-search -----------------------------------------------------------------------
 
 
@@ -452,6 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("start", start_parser, start_command, "start or continue a search study"),
         ("worker", worker_parser, worker_command, "join a study and run its trials"),
         ("status", status_parser, status_command, "a study's trials and best config"),
+        ("plots", plots_parser, plots_command, "write a study's figures and report.html"),
+        ("dashboard", dashboard_parser, dashboard_command, "serve optuna-dashboard"),
     ):
         sub.add_parser(name, parents=[parser()], add_help=False, help=help_).set_defaults(func=func)
     args = p.parse_args(argv)

@@ -1,0 +1,396 @@
+"""Optimisation plots and a one-page report that open offline.
+
+Each figure is a pure ``*_info`` function (what is plotted: a test can check it) and a thin
+plotly drawing. ``optuna.visualization`` draws whatever it already can; this module adds what
+it lacks: learning curves that show pruned trials as such, and accuracy against latency and
+parameter count with the Pareto front and the budget limits.
+
+Every HTML file refers to one ``plotly.min.js`` written beside it: no network, no CDN.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import warnings
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import FrozenTrial, TrialState
+
+from search.study import Settings, best_feasible, study_dir, trials_frame
+
+PLOTLY_JS = "plotly.min.js"
+END_STYLE = {  # colour and dash of each way a trial can end
+    "complete": ("#1f77b4", "solid"),
+    "pruned": ("#9e9e9e", "dash"),
+    "diverged": ("#d62728", "dot"),
+}
+
+
+# --- what is plotted ------------------------------------------------------------------------
+
+
+def _end(t: FrozenTrial) -> str:
+    return t.user_attrs.get("end", t.state.name.lower())
+
+
+def learning_curves_info(study: optuna.Study) -> list[dict[str, Any]]:
+    """Validation accuracy after each epoch of every trial that reported one."""
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        if t.intermediate_values:
+            steps = sorted(t.intermediate_values)
+            out.append(
+                {
+                    "number": t.number,
+                    "end": _end(t),
+                    "state": t.state.name,
+                    "epochs": steps,
+                    "values": [t.intermediate_values[s] for s in steps],
+                }
+            )
+    return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: accuracy as high, cost as low, one strictly."""
+    front = []
+    for i, (acc, cost) in enumerate(points):
+        dominated = any(
+            a >= acc and c <= cost and (a > acc or c < cost)
+            for j, (a, c) in enumerate(points)
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][1])
+
+
+def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
+    """Accuracy against ``cost`` (``latency_p50_ms`` or ``n_params``).
+
+    ``complete``: trained trials, with the Pareto front among them; ``pruned``: stopped trials
+    at their last reported accuracy (not comparable, drawn faint); ``over_budget``: configs
+    refused before training (no accuracy; drawn on the axis)."""
+    complete, pruned, over = [], [], []
+    for t in study.get_trials(deepcopy=False):
+        c = t.user_attrs.get(cost)
+        if c is None:
+            continue
+        if t.state == TrialState.COMPLETE and t.value is not None:
+            complete.append({"number": t.number, "value": t.value, "cost": c})
+        elif _end(t) == "over_budget":
+            over.append({"number": t.number, "cost": c})
+        elif t.intermediate_values:
+            last = t.intermediate_values[max(t.intermediate_values)]
+            pruned.append({"number": t.number, "value": last, "cost": c, "end": _end(t)})
+    front = pareto_front([(p["value"], p["cost"]) for p in complete])
+    return {
+        "cost": cost,
+        "limit": limit,
+        "complete": complete,
+        "front": [complete[i]["number"] for i in front],
+        "pruned": pruned,
+        "over_budget": over,
+    }
+
+
+def summary_info(study: optuna.Study, settings: Settings) -> dict[str, Any]:
+    trials = study.get_trials(deepcopy=False)
+    by_state: dict[str, int] = {}
+    by_end: dict[str, int] = {}
+    for t in trials:
+        by_state[t.state.name] = by_state.get(t.state.name, 0) + 1
+        by_end[_end(t)] = by_end.get(_end(t), 0) + 1
+    trained = sum(int(t.user_attrs.get("epochs", 0)) for t in trials)
+    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    saved_pruning = sum(
+        settings.epochs - int(t.user_attrs.get("epochs", 0))
+        for t in ran
+        if _end(t) != "over_budget"
+    )
+    saved_budget = settings.epochs * sum(1 for t in ran if _end(t) == "over_budget")
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    best = None
+    try:
+        b = best_feasible(study)
+        best = {
+            "number": b.number,
+            "value": b.value,
+            "params": b.params,
+            "n_params": b.user_attrs.get("n_params"),
+            "latency_p50_ms": b.user_attrs.get("latency_p50_ms"),
+            "config": b.user_attrs.get("config"),
+        }
+    except Exception:  # noqa: BLE001 - no complete trial: the page says so
+        pass
+    return {
+        "study": study.study_name,
+        "trials": len(trials),
+        "by_state": by_state,
+        "by_end": by_end,
+        "epochs_per_trial": settings.epochs,
+        "epochs_trained": trained,
+        "epochs_saved_by_pruning": saved_pruning,
+        "epochs_saved_by_budget_checks": saved_budget,
+        "wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
+        "best": best,
+        "settings": {
+            k: v for k, v in settings.__dict__.items() if k not in ("space_text", "deadline")
+        },
+    }
+
+
+# --- drawing ---------------------------------------------------------------------------------
+
+
+def message_figure(title: str, text: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(
+        text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 16}
+    )
+    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False})
+    return fig
+
+
+def learning_curves_figure(info: list[dict[str, Any]]) -> go.Figure:
+    fig = go.Figure()
+    for c in info:
+        colour, dash = END_STYLE.get(c["end"], ("#ff7f0e", "dashdot"))
+        fig.add_trace(
+            go.Scatter(
+                x=c["epochs"],
+                y=c["values"],
+                mode="lines+markers",
+                name=f"#{c['number']} {c['end']}",
+                legendgroup=c["end"],
+                line={"color": colour, "dash": dash},
+                marker={
+                    "symbol": ["circle"] * (len(c["epochs"]) - 1)
+                    + ["x" if c["end"] != "complete" else "circle"],
+                    "size": 7,
+                },
+                opacity=1.0 if c["end"] == "complete" else 0.6,
+            )
+        )
+    fig.update_layout(
+        title="Learning curves (validation accuracy per epoch; dashed grey: pruned, x: stopped)",
+        xaxis_title="epoch",
+        yaxis_title="validation accuracy",
+    )
+    if not info:
+        return message_figure("Learning curves", "no trial has reported an epoch yet")
+    return fig
+
+
+def pareto_figure(info: dict[str, Any]) -> go.Figure:
+    label = {"latency_p50_ms": "latency p50 (ms, batch 1)", "n_params": "parameters"}[info["cost"]]
+    fig = go.Figure()
+    done = info["complete"]
+    front = set(info["front"])
+    fig.add_trace(
+        go.Scatter(
+            x=[p["cost"] for p in done],
+            y=[p["value"] for p in done],
+            mode="markers",
+            name="complete",
+            text=[f"#{p['number']}" for p in done],
+            marker={
+                "color": ["#d62728" if p["number"] in front else "#1f77b4" for p in done],
+                "size": 9,
+            },
+        )
+    )
+    f = [p for p in done if p["number"] in front]
+    f.sort(key=lambda p: p["cost"])
+    fig.add_trace(
+        go.Scatter(
+            x=[p["cost"] for p in f],
+            y=[p["value"] for p in f],
+            mode="lines",
+            name="Pareto front",
+            line={"color": "#d62728"},
+        )
+    )
+    if info["pruned"]:
+        fig.add_trace(
+            go.Scatter(
+                x=[p["cost"] for p in info["pruned"]],
+                y=[p["value"] for p in info["pruned"]],
+                mode="markers",
+                name="pruned (last reported epoch)",
+                text=[f"#{p['number']}" for p in info["pruned"]],
+                marker={"color": "#bdbdbd", "symbol": "circle-open", "size": 8},
+            )
+        )
+    if info["over_budget"]:
+        fig.add_trace(
+            go.Scatter(
+                x=[p["cost"] for p in info["over_budget"]],
+                y=[0.0] * len(info["over_budget"]),
+                mode="markers",
+                name="over budget (not trained)",
+                text=[f"#{p['number']}" for p in info["over_budget"]],
+                marker={"color": "#ff7f0e", "symbol": "x", "size": 9},
+            )
+        )
+    fig.add_vline(
+        x=info["limit"],
+        line_dash="dash",
+        line_color="#ff7f0e",
+        annotation_text=f"budget {info['limit']:,g}",
+    )
+    fig.update_layout(
+        title=f"Validation accuracy against {label}",
+        xaxis_title=label,
+        yaxis_title="validation accuracy",
+    )
+    return fig
+
+
+def _guard(title: str, draw: Callable[[], go.Figure]) -> go.Figure:
+    """Optuna's plots refuse some studies (one trial, one distinct value): say why instead."""
+    try:
+        fig = draw()
+    except Exception as e:  # noqa: BLE001
+        return message_figure(title, f"not available for this study: {e}")
+    fig.update_layout(title=title)
+    return fig
+
+
+def figures(study: optuna.Study, settings: Settings) -> dict[str, go.Figure]:
+    """Every figure of the report, by file stem."""
+    with warnings.catch_warnings():  # importance estimates on few trials warn; the plot says enough
+        warnings.simplefilter("ignore")
+        return _figures(study, settings)
+
+
+def _figures(study: optuna.Study, settings: Settings) -> dict[str, go.Figure]:
+    vis = optuna.visualization
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    target = "validation accuracy"
+    figs: dict[str, go.Figure] = {}
+    optuna_figs = {
+        "history": (
+            "Optimisation history",
+            lambda: vis.plot_optimization_history(study, target_name=target),
+        ),
+        "importances": ("Parameter importances", lambda: vis.plot_param_importances(study)),
+        "parallel_coordinates": (
+            "Parallel coordinates",
+            lambda: vis.plot_parallel_coordinate(study, target_name=target),
+        ),
+        "slices": ("Slices", lambda: vis.plot_slice(study, target_name=target)),
+        "contour": (
+            "Contour of the two most important parameters",
+            lambda: vis.plot_contour(study, params=_top2(study), target_name=target),
+        ),
+    }
+    for stem, (title, draw) in optuna_figs.items():
+        if not complete:
+            figs[stem] = message_figure(title, _no_complete(study))
+        else:
+            figs[stem] = _guard(title, draw)
+    figs["learning_curves"] = learning_curves_figure(learning_curves_info(study))
+    figs["timeline"] = _guard("Timeline of trials", lambda: vis.plot_timeline(study))
+    figs["pareto_latency"] = pareto_figure(
+        pareto_info(study, "latency_p50_ms", settings.max_latency_ms)
+    )
+    figs["pareto_params"] = pareto_figure(pareto_info(study, "n_params", settings.max_params))
+    return figs
+
+
+def _no_complete(study: optuna.Study) -> str:
+    n = len(study.trials)
+    return f"no complete trial yet ({n} trial{'s' * (n != 1)} so far, none trained to the end)"
+
+
+def _top2(study: optuna.Study) -> list[str]:
+    """The two most important parameters (the first two, when importances cannot be had)."""
+    names = list(dict.fromkeys(k for t in study.trials for k in t.params))
+    try:
+        ranked = list(optuna.importance.get_param_importances(study))
+        names = ranked + [n for n in names if n not in ranked]
+    except Exception:  # noqa: BLE001
+        pass
+    if len(names) < 2:
+        raise ValueError("a contour needs two parameters")
+    return names[:2]
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def write_plotly_js(out: Path) -> None:
+    path = out / PLOTLY_JS
+    if not path.exists():
+        from plotly.offline import get_plotlyjs
+
+        path.write_text(get_plotlyjs(), encoding="utf-8")
+
+
+def write_all(study: optuna.Study, settings: Settings, out: Path | None = None) -> Path:
+    """Write ``trials.csv``, one HTML file per figure and ``report.html`` into ``out``
+    (default ``results/STUDY/``); return the report's path."""
+    out = out or study_dir(study.study_name)
+    out.mkdir(parents=True, exist_ok=True)
+    write_plotly_js(out)
+    trials_frame(study, settings.space()).to_csv(out / "trials.csv", index=False)
+    figs = figures(study, settings)
+    for stem, fig in figs.items():
+        fig.write_html(out / f"{stem}.html", include_plotlyjs=PLOTLY_JS, full_html=True)
+    info = summary_info(study, settings)
+    (out / "summary.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    report = out / "report.html"
+    report.write_text(report_html(info, figs), encoding="utf-8")
+    return report
+
+
+def report_html(info: dict[str, Any], figs: dict[str, go.Figure]) -> str:
+    e = html.escape
+    best = info["best"]
+    if best is None:
+        best_html = (
+            "<p class='warn'>No complete trial yet: nothing has been trained to the end.</p>"
+        )
+    else:
+        best_html = (
+            f"<p>Best trial <b>#{best['number']}</b>: validation accuracy "
+            f"<b>{best['value']:.4f}</b>, {best['n_params']:,} parameters, latency p50 "
+            f"{best['latency_p50_ms']} ms.</p><details><summary>its config</summary><pre>"
+            f"{e(json.dumps(best['config'], indent=2))}</pre></details>"
+        )
+    rows = "".join(
+        f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in sorted(info["by_end"].items())
+    )
+    states = ", ".join(f"{v} {k.lower()}" for k, v in sorted(info["by_state"].items()))
+    wall = info["wall_seconds"]
+    body = "".join(
+        f"<section id='{stem}'>{fig.to_html(full_html=False, include_plotlyjs=False)}</section>"
+        for stem, fig in figs.items()
+    )
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Study {e(info["study"])}</title>
+<script src="{PLOTLY_JS}"></script>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}
+table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:2px 8px}}
+.warn{{color:#b00}}section{{margin:1.5em 0}}</style></head>
+<body><h1>Study {e(info["study"])}</h1>
+<p>{info["trials"]} trials ({e(states)}); {info["epochs_trained"]} epochs trained,
+{info["epochs_saved_by_pruning"]} saved by pruning and {info["epochs_saved_by_budget_checks"]}
+by budget checks ({info["epochs_per_trial"]} epochs per trial at most);
+wall time {wall / 60:.1f} min.</p>
+{best_html}
+<table><tr><td><b>end</b></td><td><b>trials</b></td></tr>{rows}</table>
+<details><summary>study settings</summary><pre>{e(json.dumps(info["settings"], indent=2))}</pre>
+</details>
+{body}
+<p><small>written {stamp} by cifar10-search</small></p></body></html>
+"""
