@@ -97,6 +97,21 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="train on all 50,000 training images")
     p.add_argument("--out", type=Path, help="run folder (default: a new one under results/runs)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    g = p.add_argument_group(
+        "retrain a study's trial",
+        "with --study: train the best complete trial's exact config (or --trial N's) on all "
+        "50,000 training images into results/NAME/final/; run again to resume",
+    )
+    g.add_argument("--study", metavar="NAME")
+    g.add_argument("--storage", metavar="URL", help="the study's storage, if not the default")
+    g.add_argument("--trial", type=int, metavar="N", help="a trial number (default: the best)")
+    g.add_argument("--seeds", type=int, default=1, help="train this many seeds (default 1)")
+    g.add_argument(
+        "--epoch-factor",
+        type=float,
+        default=None,
+        help="epochs = the search's epochs times this (default 3), unless --epochs",
+    )
     return p
 
 
@@ -105,6 +120,11 @@ def train_command(args: argparse.Namespace) -> int:
     from search.data import resolve_source
     from search.runs import new_run_dir, train_run
 
+    if args.study:
+        return _retrain(args)
+    for opt in ("trial", "epoch_factor"):
+        if getattr(args, opt) is not None:
+            raise UserError(f"--{opt.replace('_', '-')} goes with --study NAME.")
     config = config_from_args(args)
     source = resolve_source(args.data)
     out = args.out or new_run_dir(args.preset if not args.config else Path(args.config).stem)
@@ -119,12 +139,45 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrain(args: argparse.Namespace) -> int:
+    from search import final
+    from search.data import resolve_source
+
+    clash = [
+        o for o in ("config", "set", "train_size", "val_size", "seed", "out") if getattr(args, o)
+    ]
+    if clash or args.full or args.preset != "seed":
+        raise UserError(
+            "--study retrains the trial's own config on all training images; it does not take "
+            + ", ".join(f"--{o.replace('_', '-')}" for o in clash or ["preset/--full"])
+            + "."
+        )
+    out = final.retrain(
+        args.study,
+        args.storage,
+        resolve_source(args.data),
+        trial=args.trial,
+        epochs=args.epochs,
+        epoch_factor=args.epoch_factor or final.DEFAULT_EPOCH_FACTOR,
+        seeds=args.seeds,
+        verbose=not args.quiet,
+    )
+    print(f"retrained: test it once with 'python cifar10_test.py --study {args.study}'")
+    print(out)
+    return 0
+
+
 def test_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cifar10_test.py",
         description="Evaluate a trained run once on the 10,000 held-out test images.",
     )
     p.add_argument("--run", type=Path, help="run folder (default: the newest under results/)")
+    p.add_argument(
+        "--study",
+        metavar="NAME",
+        help="evaluate the study's retrained seeds in results/NAME/final/",
+    )
     _add_data_option(p)
     tta = p.add_mutually_exclusive_group()
     tta.add_argument(
@@ -141,8 +194,17 @@ def test_parser() -> argparse.ArgumentParser:
 @_guarded
 def test_command(args: argparse.Namespace) -> int:
     from search.data import resolve_source, results_root
-    from search.runs import latest_run, test_run
+    from search.runs import evaluate_run, latest_run
 
+    if args.study:
+        from search import final
+
+        if args.run:
+            raise UserError("give --study NAME or --run DIR, not both.")
+        result = final.evaluate_final(args.study, resolve_source(args.data), tta_flip=args.tta)
+        print(final.describe(result))
+        print(f"wrote {final.final_dir(args.study) / 'test_metrics.json'}")
+        return 0
     run = args.run or latest_run()
     if run is None:
         raise UserError(
@@ -151,7 +213,7 @@ def test_command(args: argparse.Namespace) -> int:
         )
     if not (run / "model.keras").exists():
         raise UserError(f"{run} holds no model.keras; is it a finished run folder?")
-    r = test_run(run, resolve_source(args.data), tta_flip=args.tta)
+    r = evaluate_run(run, resolve_source(args.data), tta_flip=args.tta)
     print(f"run {run} (test evaluation number {r['test_evaluations']})")
     print(
         f"test accuracy {r['accuracy']:.4f}"
@@ -505,6 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("start", start_parser, start_command, "start or continue a search study"),
         ("worker", worker_parser, worker_command, "join a study and run its trials"),
         ("status", status_parser, status_command, "a study's trials and best config"),
+        ("retrain", train_parser, train_command, "retrain a study's best trial (--study NAME)"),
         ("plots", plots_parser, plots_command, "write a study's figures and report.html"),
         ("dashboard", dashboard_parser, dashboard_command, "serve optuna-dashboard"),
     ):

@@ -1,7 +1,7 @@
 """A run folder: one config trained into ``model.keras``, and its one-time test evaluation.
 
 ``train_run`` writes ``config.json``, ``budget.json``, ``history.csv``, ``train.json`` and
-``model.keras``; ``test_run`` adds ``test_metrics.json``, the confusion matrix as CSV and two
+``model.keras``; ``evaluate_run`` adds ``test_metrics.json``, the confusion matrix as CSV and
 PNGs, and counts how many times the run was evaluated on the test set.
 """
 
@@ -106,7 +106,7 @@ def train_run(
     return info
 
 
-def test_run(run: Path, source: Source, *, tta_flip: bool | None = None) -> dict:
+def evaluate_run(run: Path, source: Source, *, tta_flip: bool | None = None) -> dict:
     """Evaluate ``run/model.keras`` once on the 10,000 test images and write the metrics."""
     import keras
 
@@ -145,7 +145,7 @@ def test_run(run: Path, source: Source, *, tta_flip: bool | None = None) -> dict
         **provenance(),
     }
     cm = np.array(metrics["plain"]["confusion_matrix"])
-    _write_confusion(run, cm)
+    write_confusion(run, cm)
     write_json(previous, result)
     return result
 
@@ -162,7 +162,7 @@ def _scores(logits: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
-def _write_confusion(run: Path, cm: np.ndarray) -> None:
+def write_confusion(run: Path, cm: np.ndarray) -> None:
     """CSV of counts, and two PNGs: counts and row-normalised (recall per true class)."""
     import matplotlib
 

@@ -34,7 +34,10 @@ from search.errors import UserError
 from search.space import Space, parse_space
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+# Trials that count towards the target. Queued (WAITING) ones do not: the next worker to ask
+# for a trial takes them, within the target.
+LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+MAX_FAILURES_IN_A_ROW = 5  # a worker whose trials keep raising stops instead of looping
 HEARTBEAT_S = 20  # a worker's trial shows it is alive this often (database storages)
 GRACE_S = 90  # a trial silent this long is failed and its parameters tried once more
 
@@ -282,8 +285,8 @@ def _rss_mb() -> float:
 
 
 def count_live(study: optuna.Study, before: int | None = None) -> int:
-    """Trials that count towards the target: finished (complete or pruned), running or queued;
-    with ``before``, only those numbered below it."""
+    """Trials that count towards the target: finished (complete or pruned) or running; with
+    ``before``, only those numbered below it."""
     trials = study.get_trials(deepcopy=False, states=LIVE)
     return sum(1 for t in trials if before is None or t.number < before)
 
@@ -405,14 +408,28 @@ def run_worker(
         objective = Objective(s, split)
         prefix = f"[w{worker}] " if os.environ.get("CIFAR10_WORKERS", "1") != "1" else ""
 
+        mine: list[optuna.trial.FrozenTrial] = []
+
         def show(st: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+            mine.append(t)
             print(prefix + progress_line(st, t), file=out or sys.stdout, flush=True)
 
+        failures = 0
         while True:
             s = Settings.of(study)  # another process may have raised the target
             if remaining(study, s) <= 0:
                 break
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
+            last = mine[-1] if mine else None
+            failed = last is not None and last.user_attrs.get("end") == "error"
+            failures = failures + 1 if failed else 0
+            if failures >= MAX_FAILURES_IN_A_ROW:
+                detail = last.user_attrs.get("end_detail", "").splitlines()[0]
+                raise UserError(
+                    f"worker {worker} stopped: {failures} trials in a row failed, the last with "
+                    f"{detail}. Finished trials are kept; see 'cifar10-search status --study "
+                    f"{name}' and fix the cause before starting again."
+                )
 
 
 def summary(study: optuna.Study, s: Settings, wall_s: float | None = None) -> str:

@@ -1,0 +1,239 @@
+"""Retrain and test a study's best trial; the test split never reaches the search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from conftest import make_arrays, run_script
+from optuna.trial import TrialState, create_trial
+
+from search import data, final
+from search import study as st
+from search.cli import main
+from search.config import Config
+from search.data import resolve_source
+from search.errors import TestSplitGuardError, UserError
+from search.space import load_space
+
+TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    x, y, xt, yt = make_arrays(300, 100)
+    p = tmp_path / "tiny.npz"
+    np.savez(p, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    return p
+
+
+def settings(**kw):
+    space = load_space(TINY_SPACE)
+    base = dict(
+        space_path=str(TINY_SPACE),
+        space_text=space.text,
+        trials=3,
+        epochs=1,
+        train_size=200,
+        val_size=100,
+        seed=0,
+    )
+    return st.Settings(**{**base, **kw})
+
+
+def made_study(name="fin"):
+    """A study whose trials are made by hand: 0 complete, 1 pruned, 2 over budget."""
+    s = settings()
+    study, _ = st.create_or_resume(name, None, s, given=set(), enqueue_seed=False)
+    config = s.base().replace(learning_rate=0.003).to_dict()
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+    for state, end, detail, value in (
+        (TrialState.COMPLETE, "complete", "complete after 1 epochs", 0.6),
+        (TrialState.PRUNED, "pruned", "pruned at epoch 1", None),
+        (TrialState.PRUNED, "over_budget", "parameters 2,000,000 exceed the limit", None),
+    ):
+        study.add_trial(
+            create_trial(
+                state=state,
+                value=value,
+                params={"learning_rate": 0.003},
+                distributions=dist,
+                user_attrs={"config": config, "end": end, "end_detail": detail},
+            )
+        )
+    return study
+
+
+def test_pruned_or_over_budget_trials_are_refused():
+    study = made_study()
+    with pytest.raises(
+        UserError, match=r"trial 1 .* cannot be retrained: it was pruned \(pruned at epoch 1\)"
+    ):
+        final.pick_trial(study, 1)
+    with pytest.raises(UserError, match=r"trial 2 .* cannot be retrained: it is over budget"):
+        final.pick_trial(study, 2)
+    with pytest.raises(UserError, match=r"has no trial 7"):
+        final.pick_trial(study, 7)
+    assert final.pick_trial(study).number == 0
+
+
+def test_cli_refuses_a_pruned_trial_with_a_message(capsys, tiny_data):
+    made_study("cli-fin")
+    assert main(["retrain", "--study", "cli-fin", "--trial", "1", "--data", str(tiny_data)]) == 2
+    assert "cannot be retrained: it was pruned" in capsys.readouterr().err
+
+
+def test_retrain_uses_all_training_images_and_stretches_epochs(tiny_data):
+    made_study()
+    out = final.retrain("fin", None, resolve_source(tiny_data), epoch_factor=2, verbose=False)
+    cfg = Config.from_json(out / "best_config.json")
+    assert (cfg.val_size, cfg.train_size, cfg.epochs, cfg.learning_rate) == (0, None, 2, 0.003)
+    train = json.loads((out / "seed-0" / "train.json").read_text())
+    assert train["train_images"] == 300 and train["val_images"] == 0 and train["epochs"] == 2
+    assert train["study"] == "fin" and train["trial"] == 0
+
+
+def test_interrupted_retrain_resumes_from_its_checkpoint(tiny_data, monkeypatch):
+    import search.training as training
+
+    made_study()
+    real = training._Watch.on_epoch_end
+    epochs_run = []
+
+    def stop_after_first(self, epoch, logs=None):
+        real(self, epoch, logs)
+        epochs_run.append(epoch + 1)
+        if epoch + 1 == 1 and len(epochs_run) == 1:
+            raise KeyboardInterrupt  # Ctrl-C right after epoch 1 was saved
+
+    monkeypatch.setattr(training._Watch, "on_epoch_end", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        final.retrain("fin", None, resolve_source(tiny_data), epochs=3, verbose=False)
+    out = final.retrain("fin", None, resolve_source(tiny_data), epochs=3, verbose=False)
+    assert epochs_run == [1, 2, 3]  # the second run trained epochs 2 and 3 only
+    history = (out / "seed-0" / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
+    assert json.loads((out / "seed-0" / "train.json").read_text())["epochs"] == 3
+
+
+def test_retrained_model_gives_identical_predictions_in_a_fresh_process(tiny_data, tmp_path):
+    import keras
+
+    made_study()
+    out = final.retrain("fin", None, resolve_source(tiny_data), epochs=1, verbose=False)
+    x = make_arrays(20, 1, seed=5)[0]
+    model = keras.saving.load_model(out / "seed-0" / "model.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", model.predict(x, verbose=0))
+    code = (
+        "import numpy as np, keras; "
+        f"m = keras.saving.load_model(r'{out / 'seed-0' / 'model.keras'}'); "
+        f"got = m.predict(np.load(r'{tmp_path / 'x.npy'}'), verbose=0); "
+        f"print(np.array_equal(got, np.load(r'{tmp_path / 'want.npy'}')))"
+    )
+    r = run_script("-c", code)
+    assert r.stdout.strip().splitlines()[-1] == "True", r.stderr[-2000:]
+
+
+def test_test_metrics_carry_their_provenance(tiny_data, capsys):
+    made_study()
+    final.retrain("fin", None, resolve_source(tiny_data), epochs=1, seeds=2, verbose=False)
+    assert main(["test", "--study", "fin", "--data", str(tiny_data), "--tta"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    m = json.loads((final.final_dir("fin") / "test_metrics.json").read_text())
+    for key in (
+        "study",
+        "trial",
+        "config",
+        "seeds",
+        "data_source",
+        "data_checksum_sha256",
+        "versions",
+        "git_commit",
+        "test_evaluations",
+        "accuracy",
+        "per_class_accuracy",
+        "confusion_matrix_summed_over_seeds",
+        "params",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "accuracy_tta_flip",
+    ):
+        assert key in m, key
+    assert m["study"] == "fin" and m["trial"] == 0 and m["seeds"] == [0, 1]
+    assert set(m["accuracy"]) == {"mean", "std"} and len(m["accuracy_per_seed"]) == 2
+    assert m["versions"]["keras"] and m["config"]["val_size"] == 0
+    assert (
+        m["data_checksum_sha256"]
+        == __import__("hashlib").sha256(tiny_data.read_bytes()).hexdigest()
+    )
+    assert m["test_evaluations"] == 1
+    assert (final.final_dir("fin") / "confusion_matrix.png").exists()
+    main(["test", "--study", "fin", "--data", str(tiny_data)])
+    m = json.loads((final.final_dir("fin") / "test_metrics.json").read_text())
+    assert m["test_evaluations"] == 2  # every look at the test set is counted
+
+
+def test_test_before_retrain_says_what_to_do(capsys, tiny_data):
+    made_study("untrained")
+    assert main(["test", "--study", "untrained", "--data", str(tiny_data)]) == 2
+    assert "no retrained model" in capsys.readouterr().err
+
+
+# --- the quarantine of the test split ---------------------------------------------------------
+
+
+def test_search_never_requests_the_test_split(tiny_data, monkeypatch):
+    requested = []
+    real = data._load
+    monkeypatch.setattr(
+        data, "_load", lambda src, split: requested.append(split) or real(src, split)
+    )
+    s = settings(trials=2)
+    st.create_or_resume("quarantine", None, s, given=set())
+    st.run_worker("quarantine", None, resolve_source(tiny_data))
+    assert requested and set(requested) == {"train"}
+
+
+def test_test_loader_refuses_inside_a_running_study(tiny_data, monkeypatch):
+    """Even code inside a trial that asks for the test images gets an error."""
+    import search.training
+
+    src = resolve_source(tiny_data)
+    seen = []
+
+    def peeking_train(*a, **k):
+        try:
+            data.load_test(src)
+        except TestSplitGuardError as e:
+            seen.append(str(e))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(search.training, "train", peeking_train)
+    st.create_or_resume("peek", None, settings(trials=1), given=set())
+    with pytest.raises(
+        UserError, match="5 trials in a row failed, the last with RuntimeError: stop here"
+    ):
+        st.run_worker("peek", None, src)
+    assert seen and "inside a running search" in seen[0]
+    assert st.load("peek")[0].trials[0].user_attrs["end"] == "error"
+
+
+def test_test_images_do_not_influence_the_search(tmp_path):
+    """The same study with the test images replaced by noise: the same trials and values."""
+    x, y, xt, yt = make_arrays(300, 100)
+    noise = np.random.default_rng(9).integers(0, 256, xt.shape).astype(np.uint8)
+    outcomes = []
+    for name, test_x in (("real-test", xt), ("noise-test", noise)):
+        p = tmp_path / f"{name}.npz"
+        np.savez(p, x_train=x, y_train=y, x_test=test_x, y_test=yt[::-1].copy())
+        st.create_or_resume(name, None, settings(trials=3, epochs=2), given=set())
+        st.run_worker(name, None, resolve_source(p))
+        study = st.load(name)[0]
+        outcomes.append(
+            [(t.params, t.value, t.intermediate_values, t.state) for t in study.get_trials()]
+        )
+    assert outcomes[0] == outcomes[1]
