@@ -14,4 +14,11 @@ import warnings  # noqa: E402
 
 # TensorFlow's retracing notices and Optuna's "experimental" notices say nothing a user can act on.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message=r".*is an experimental feature.*")
+warnings.filterwarnings("ignore", message=r".*(is an experimental feature|is experimental \().*")
+
+import threading  # noqa: E402
+
+# Set by the command line's Ctrl-C handler. A KeyboardInterrupt can land where Python ignores it
+# (inside a finaliser); training checks this after every batch and the worker loop before every
+# trial, so Ctrl-C always stops them.
+STOP = threading.Event()

@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from search import STOP
 from search.config import Config, preset
 from search.errors import ConfigError, TestSplitGuardError, UserError
 
@@ -19,6 +22,10 @@ def _guarded(main: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def run(args: argparse.Namespace) -> int:
+        STOP.clear()
+        previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _on_sigint)
         try:
             return main(args)
         except (UserError, TestSplitGuardError) as e:
@@ -30,8 +37,18 @@ def _guarded(main: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
                 file=sys.stderr,
             )
             return 130
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, previous)
 
     return run
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C: raise KeyboardInterrupt, and leave a flag for training and the worker loop in
+    case the exception lands where Python ignores it."""
+    STOP.set()
+    raise KeyboardInterrupt
 
 
 # --- configs from the command line ------------------------------------------------------

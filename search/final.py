@@ -19,7 +19,7 @@ from search.config import Config
 from search.data import CLASSES, Source
 from search.errors import UserError
 from search.runs import evaluate_run, train_run, write_confusion, write_json
-from search.study import best_feasible, load, study_dir
+from search.study import best_feasible, end_of, load, lost_trials, study_dir
 
 DEFAULT_EPOCH_FACTOR = 3.0
 
@@ -41,8 +41,8 @@ def pick_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     t = trials[number]
     if t.state == TrialState.COMPLETE:
         return t
-    end = t.user_attrs.get("end", t.state.name.lower())
-    detail = t.user_attrs.get("end_detail", "").splitlines()[:1]
+    end, detail = end_of(t, lost_trials(study))
+    detail = detail.splitlines()[:1]
     why = {
         "over_budget": "it is over budget",
         "pruned": "it was pruned",

@@ -22,7 +22,7 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from search.study import Settings, best_feasible, study_dir, trials_frame
+from search.study import Settings, best_feasible, end_of, lost_trials, study_dir, trials_frame
 
 PLOTLY_JS = "plotly.min.js"
 END_STYLE = {  # colour and dash of each way a trial can end
@@ -35,20 +35,21 @@ END_STYLE = {  # colour and dash of each way a trial can end
 # --- what is plotted ------------------------------------------------------------------------
 
 
-def _end(t: FrozenTrial) -> str:
-    return t.user_attrs.get("end", t.state.name.lower())
+def _end(t: FrozenTrial, lost: dict[int, str]) -> str:
+    return end_of(t, lost)[0]
 
 
 def learning_curves_info(study: optuna.Study) -> list[dict[str, Any]]:
     """Validation accuracy after each epoch of every trial that reported one."""
     out = []
+    lost = lost_trials(study)
     for t in study.get_trials(deepcopy=False):
         if t.intermediate_values:
             steps = sorted(t.intermediate_values)
             out.append(
                 {
                     "number": t.number,
-                    "end": _end(t),
+                    "end": _end(t, lost),
                     "state": t.state.name,
                     "epochs": steps,
                     "values": [t.intermediate_values[s] for s in steps],
@@ -78,17 +79,18 @@ def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
     at their last reported accuracy (not comparable, drawn faint); ``over_budget``: configs
     refused before training (no accuracy; drawn on the axis)."""
     complete, pruned, over = [], [], []
+    lost = lost_trials(study)
     for t in study.get_trials(deepcopy=False):
         c = t.user_attrs.get(cost)
         if c is None:
             continue
         if t.state == TrialState.COMPLETE and t.value is not None:
             complete.append({"number": t.number, "value": t.value, "cost": c})
-        elif _end(t) == "over_budget":
+        elif _end(t, lost) == "over_budget":
             over.append({"number": t.number, "cost": c})
         elif t.intermediate_values:
             last = t.intermediate_values[max(t.intermediate_values)]
-            pruned.append({"number": t.number, "value": last, "cost": c, "end": _end(t)})
+            pruned.append({"number": t.number, "value": last, "cost": c, "end": _end(t, lost)})
     front = pareto_front([(p["value"], p["cost"]) for p in complete])
     return {
         "cost": cost,
@@ -102,19 +104,20 @@ def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
 
 def summary_info(study: optuna.Study, settings: Settings) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
+    lost = lost_trials(study)
     by_state: dict[str, int] = {}
     by_end: dict[str, int] = {}
     for t in trials:
         by_state[t.state.name] = by_state.get(t.state.name, 0) + 1
-        by_end[_end(t)] = by_end.get(_end(t), 0) + 1
+        by_end[_end(t, lost)] = by_end.get(_end(t, lost), 0) + 1
     trained = sum(int(t.user_attrs.get("epochs", 0)) for t in trials)
     ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     saved_pruning = sum(
         settings.epochs - int(t.user_attrs.get("epochs", 0))
         for t in ran
-        if _end(t) != "over_budget"
+        if _end(t, lost) != "over_budget"
     )
-    saved_budget = settings.epochs * sum(1 for t in ran if _end(t) == "over_budget")
+    saved_budget = settings.epochs * sum(1 for t in ran if _end(t, lost) == "over_budget")
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     best = None

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import resource
+import socket
 import sys
 import time
 import traceback
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import TrialState
 
-from search import budget
+from search import STOP, budget
 from search.config import Config
 from search.data import Source, Split, results_root, search_guard, train_val
 from search.errors import UserError
@@ -38,10 +39,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # for a trial takes them, within the target.
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 MAX_FAILURES_IN_A_ROW = 5  # a worker whose trials keep raising stops instead of looping
-HEARTBEAT_S = 20  # a worker's trial shows it is alive this often (database storages)
-GRACE_S = 90  # a trial silent this long is failed and its parameters tried once more
+# Database storages: a worker's running trial shows it is alive every HEARTBEAT_S seconds; one
+# silent for GRACE_S is failed and its parameters tried once more. Environment overrides exist
+# for tests and for clusters with slow shared disks.
+HEARTBEAT_S = int(os.environ.get("CIFAR10_HEARTBEAT_S", 20))
+GRACE_S = int(os.environ.get("CIFAR10_GRACE_S", 90))
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say what failed
 
 
 # --- names, folders, storage ------------------------------------------------------------
@@ -106,6 +110,48 @@ def is_database(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
+def _driver(url: str) -> str:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 when only it is installed."""
+    if url.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+class _RetryLost:
+    """Heartbeat callback: record why the trial failed, then queue its parameters once more.
+
+    The trial is already finished when this runs, so the reason is kept on the study
+    (``lost:NUMBER``) and read back by :func:`end_of`."""
+
+    def __init__(self) -> None:
+        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        study.set_user_attr(
+            f"lost:{trial.number}",
+            f"no heartbeat for {GRACE_S} s: its worker died (killed, out of memory or machine "
+            f"lost); its parameters are tried once more",
+        )
+        self.retry(study, trial)
+
+
+def lost_trials(study: optuna.Study) -> dict[int, str]:
+    return {int(k[5:]): v for k, v in study.user_attrs.items() if k.startswith("lost:")}
+
+
+def end_of(t: optuna.trial.FrozenTrial, lost: dict[int, str] | None = None) -> tuple[str, str]:
+    """How a trial ended and the detail: complete, pruned, over_budget, diverged, error,
+    interrupted, lost, surplus, or its bare state while it runs."""
+    if "end" in t.user_attrs and t.state != TrialState.RUNNING:
+        return t.user_attrs["end"], t.user_attrs.get("end_detail", "")
+    if lost and t.number in lost:
+        return "lost", lost[t.number]
+    return t.state.name.lower(), ""
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """A journal file (the local default: safe for several processes on one machine) or any
     database URL SQLAlchemy knows, with heartbeats so a dead worker's trial is failed and
@@ -113,13 +159,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if is_database(url):
         try:
             return optuna.storages.RDBStorage(
-                _with_password(url),
+                _driver(_with_password(url)),
                 engine_kwargs={"pool_pre_ping": True},
                 heartbeat_interval=HEARTBEAT_S,
                 grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=1
-                ),
+                heartbeat_stale_trial_callback=_RetryLost(),
             )
         except UserError:
             raise
@@ -321,6 +365,8 @@ class Objective:
         from search.models import build_model
         from search.training import train
 
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
         params = self.space.suggest(trial)
         config = self.space.apply(params, self.base)
         trial.set_user_attr("config", config.to_dict())
@@ -373,7 +419,8 @@ def progress_line(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
     ua = t.user_attrs
     value = f"{t.value:.4f}" if t.value is not None else "  -   "
     params = f"{ua['n_params']:>9,}" if "n_params" in ua else " " * 9
-    end = ua.get("end_detail" if ua.get("end") != "error" else "end", t.state.name.lower())
+    end, detail = end_of(t)
+    end = detail if end in ("pruned", "complete", "over_budget") else end
     try:
         best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
     except ValueError:
@@ -402,6 +449,7 @@ def run_worker(
     """Run trials of the study until its stored target (trials, deadline) is reached."""
     with search_guard():
         study, s = load(name, url, worker)
+        fail_dead_local_trials(study)  # left RUNNING by a worker killed before this one started
         split = train_val(
             source, val_size=s.val_size, train_size=s.train_size, split_seed=s.base().split_seed
         )
@@ -416,9 +464,14 @@ def run_worker(
 
         failures = 0
         while True:
+            if STOP.is_set():
+                raise KeyboardInterrupt("stopped by SIGINT")
             s = Settings.of(study)  # another process may have raised the target
-            if remaining(study, s) <= 0:
+            if remaining(study, s) <= 0 and not _others_may_fail(study):
                 break
+            if remaining(study, s) <= 0:
+                time.sleep(min(HEARTBEAT_S, 5))  # a running trial elsewhere may yet be lost
+                continue
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
             last = mine[-1] if mine else None
             failed = last is not None and last.user_attrs.get("end") == "error"
@@ -432,11 +485,64 @@ def run_worker(
                 )
 
 
+def _others_may_fail(study: optuna.Study) -> bool:
+    """On a storage with heartbeats: whether trials still run elsewhere, any of which could be
+    lost and need retrying. Stale ones are failed (and queued again) here and now."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    if not is_heartbeat_enabled(study._storage):
+        fail_dead_local_trials(study)
+        return False
+    optuna.storages.fail_stale_trials(study)
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_local_trials(study: optuna.Study) -> list[int]:
+    """Fail running trials whose worker process on this machine no longer exists, and queue
+    their parameters once more: what heartbeats do for database storages, for the journal file
+    (which has none). Returns the failed trials' numbers."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    if is_heartbeat_enabled(study._storage):
+        return []  # heartbeats see every lost worker, on this machine or another
+    host = socket.gethostname()
+    lost = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") != host or pid is None or _alive(int(pid)):
+            continue
+        storage = study._storage
+        try:
+            storage.set_trial_user_attr(t._trial_id, "end", "lost")
+            storage.set_trial_user_attr(
+                t._trial_id, "end_detail", f"its worker process {pid} on {host} died; retried once"
+            )
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process got there first
+        if not t.system_attrs.get("retried_from"):
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        lost.append(t.number)
+    return lost
+
+
 def summary(study: optuna.Study, s: Settings, wall_s: float | None = None) -> str:
     trials = study.get_trials(deepcopy=False)
+    lost = lost_trials(study)
     ends: dict[str, int] = {}
     for t in trials:
-        key = t.user_attrs.get("end", t.state.name.lower())
+        key = end_of(t, lost)[0]
         ends[key] = ends.get(key, 0) + 1
     epochs = sum(int(t.user_attrs.get("epochs", 0)) for t in trials)
     counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -483,6 +589,7 @@ def trials_frame(study: optuna.Study, space: Space | None = None):
     import pandas as pd
 
     names = [p.name for p in space.params] if space is not None else []
+    lost = lost_trials(study)
     rows = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
@@ -493,7 +600,7 @@ def trials_frame(study: optuna.Study, space: Space | None = None):
             {
                 "number": t.number,
                 "state": t.state.name,
-                "end": ua.get("end", t.state.name.lower()),
+                "end": end_of(t, lost)[0],
                 "value": t.value,
                 **{c: ua.get(c) for c in BASE_COLUMNS[4:11]},
                 "datetime_start": t.datetime_start,

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from search import STOP
 from search.augment import with_augmentation
 from search.config import Config
 from search.data import NUM_CLASSES, Split
@@ -156,6 +157,10 @@ class _Watch(keras.callbacks.Callback):
         if self.csv is not None and not self.rows:
             _truncate_csv(self.csv, epoch)  # a resumed run redoes epochs after the backup
         self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if STOP.is_set():
+            raise KeyboardInterrupt("stopped by SIGINT")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
