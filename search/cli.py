@@ -266,6 +266,9 @@ DEFAULTS = dict(
     pruner="hyperband",
     sampler="tpe",
     seed=0,
+    engine="optuna",
+    tuner="hyperband",
+    epoch_budget=None,
 )
 
 
@@ -323,6 +326,20 @@ def start_parser() -> argparse.ArgumentParser:
     p.add_argument("--pruner", choices=["hyperband", "median", "none"])
     p.add_argument("--sampler", choices=["tpe", "random", "cmaes"])
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--engine", choices=["optuna", "kerastuner"], help="search engine (default optuna)"
+    )
+    p.add_argument(
+        "--tuner",
+        choices=["hyperband", "bayesian", "random"],
+        help="KerasTuner's tuner, with --engine kerastuner (default hyperband)",
+    )
+    p.add_argument(
+        "--epoch-budget",
+        type=int,
+        metavar="E",
+        help="start no trial once E epochs were trained in all (a compute budget)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
     p.add_argument(
         "--no-enqueue-seed",
@@ -341,7 +358,20 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[str, object, set[str]
 
     values = {**DEFAULTS, **(QUICK if args.quick else {})}
     given = set()
-    for key in ("space", "trials", "epochs", "train_size", "val_size", "pruner", "sampler", "seed"):
+    keys = (
+        "space",
+        "trials",
+        "epochs",
+        "train_size",
+        "val_size",
+        "pruner",
+        "sampler",
+        "seed",
+        "engine",
+        "tuner",
+        "epoch_budget",
+    )
+    for key in keys:
         v = getattr(args, key)
         if v is not None:
             values[key] = v
@@ -374,7 +404,14 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[str, object, set[str]
         sampler=values["sampler"],
         seed=values["seed"],
         deadline=deadline,
+        engine=values["engine"],
+        tuner=values["tuner"],
+        epoch_budget=values["epoch_budget"],
     )
+    if s.engine == "kerastuner" and args.jobs > 1:
+        raise UserError("--jobs runs Optuna workers; the KerasTuner engine runs in one process.")
+    if "tuner" in given and s.engine != "kerastuner":
+        raise UserError("--tuner goes with --engine kerastuner (Optuna uses --sampler/--pruner).")
     if "space" in given:
         given.add("space_text")
     given.discard("space")
@@ -394,7 +431,11 @@ def start_command(args: argparse.Namespace) -> int:
     st.check_name(name)
     source = resolve_source(args.data)
     study, settings = st.create_or_resume(
-        name, args.storage, settings, given=given, enqueue_seed=args.enqueue_seed
+        name,
+        args.storage,
+        settings,
+        given=given,
+        enqueue_seed=args.enqueue_seed and settings.engine == "optuna",  # KerasTuner picks its own
     )
     url = st.storage_url(name, args.storage)
     left = st.remaining(study, settings)

@@ -11,6 +11,7 @@ infeasible), train on the train split reporting validation accuracy after every 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -21,6 +22,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,6 +41,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # for a trial takes them, within the target.
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 MAX_FAILURES_IN_A_ROW = 5  # a worker whose trials keep raising stops instead of looping
+RESUMABLE = ("trials", "deadline", "epoch_budget")  # settings a resumed study may change
 # Database storages: a worker's running trial shows it is alive every HEARTBEAT_S seconds; one
 # silent for GRACE_S is failed and its parameters tried once more. Environment overrides exist
 # for tests and for clusters with slow shared disks.
@@ -198,7 +201,9 @@ class Settings:
     max_params: int = budget.MAX_PARAMS
     max_latency_ms: float = budget.MAX_LATENCY_MS
     deadline: float | None = None  # epoch seconds after which no trial starts
-    engine: str = "optuna"
+    epoch_budget: int | None = None  # no trial starts once this many epochs were trained
+    engine: str = "optuna"  # optuna | kerastuner
+    tuner: str = "hyperband"  # the KerasTuner engine's tuner: hyperband | bayesian | random
 
     def space(self) -> Space:
         return parse_space(self.space_text, Path(self.space_path))
@@ -238,6 +243,8 @@ def make_sampler(s: Settings, worker: int = 0) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(s: Settings) -> optuna.pruners.BasePruner:
+    if s.engine == "kerastuner":  # KerasTuner's own tuner decides; the mirror never prunes
+        return optuna.pruners.NopPruner()
     if s.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=max(s.epochs, 1), reduction_factor=3
@@ -290,14 +297,14 @@ def create_or_resume(
             if k == "space_text"
             else f"{k} (stored {getattr(old, k)!r}, given {getattr(settings, k)!r})"
             for k in sorted(given)
-            if k not in ("trials", "deadline") and getattr(old, k) != getattr(settings, k)
+            if k not in RESUMABLE and getattr(old, k) != getattr(settings, k)
         ]
         if clash:
             raise UserError(
                 f"study {name!r} exists with other settings: {', '.join(clash)}. A study keeps "
                 f"its settings so its trials compare; start a new study name instead."
             )
-        keep = {k: getattr(settings, k) for k in ("trials", "deadline") if k in given}
+        keep = {k: getattr(settings, k) for k in RESUMABLE if k in given}
         settings = Settings(**{**asdict(old), **keep})
     else:
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
@@ -336,7 +343,10 @@ def count_live(study: optuna.Study, before: int | None = None) -> int:
 
 
 class Objective:
-    """Train one sampled config and return its final validation accuracy."""
+    """Train one sampled config and return its final validation accuracy.
+
+    The steps (:meth:`prepare`, :meth:`reporter`, :meth:`conclude`, inside :meth:`recording`)
+    are public so the KerasTuner engine records its trials exactly the same way."""
 
     def __init__(self, settings: Settings, split: Split):
         self.settings, self.split = settings, split
@@ -347,8 +357,19 @@ class Objective:
         if count_live(trial.study, before=trial.number) >= self.settings.trials:
             self._end(trial, "surplus", "the study's target was reached by other workers", t0)
             raise _Surplus("target reached")
+        with self.recording(trial, t0):
+            from search.training import train
+
+            config, model = self.prepare(trial, t0)
+            r = train(model, config, self.split, on_epoch=self.reporter(trial), verbose=False)
+            del model
+            return self.conclude(trial, r, t0)
+
+    @contextlib.contextmanager
+    def recording(self, trial: optuna.Trial, t0: float) -> Iterator[None]:
+        """Record why a trial ended when it ends with an exception."""
         try:
-            return self._run(trial, t0)
+            yield
         except (optuna.TrialPruned, _Surplus):
             raise
         except KeyboardInterrupt:
@@ -359,11 +380,12 @@ class Objective:
             self._end(trial, "error", f"{type(e).__name__}: {_first_line(e)}\n{tb[-1500:]}", t0)
             raise
 
-    def _run(self, trial: optuna.Trial, t0: float) -> float:
+    def prepare(self, trial: optuna.Trial, t0: float) -> tuple[Config, Any]:
+        """Sample the config, build its model and check the budgets (``TrialPruned`` when
+        over budget: the sampler sees the trial as infeasible through its constraints)."""
         import keras
 
         from search.models import build_model
-        from search.training import train
 
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
@@ -384,6 +406,11 @@ class Objective:
             trial.set_user_attr("epochs", 0)
             self._end(trial, "over_budget", "; ".join(over), t0)
             raise optuna.TrialPruned("over budget: " + "; ".join(over))
+        return config, model
+
+    @staticmethod
+    def reporter(trial: optuna.Trial):
+        """The per-epoch hook: report validation accuracy, say whether to prune."""
 
         def report(epoch: int, logs: dict[str, float]) -> bool:
             value = float(logs.get("val_accuracy", float("nan")))
@@ -391,16 +418,21 @@ class Objective:
                 trial.report(value, epoch)
             return trial.should_prune()
 
-        r = train(model, config, self.split, on_epoch=report, verbose=False)
-        trial.set_user_attr("epochs", r.epochs)
+        return report
+
+    def conclude(self, trial: optuna.Trial, r: Any, t0: float) -> float:
+        """Record a finished training run; ``TrialPruned`` unless it ran to the study's epochs."""
+        trial.set_user_attr("epochs", len(r.history.get("loss", [])))  # trained in this trial
         trial.set_user_attr("train_seconds", round(r.seconds, 2))
-        del model
         if r.status == "pruned":
             self._end(trial, "pruned", f"pruned at epoch {r.epochs}", t0)
             raise optuna.TrialPruned(f"pruned at epoch {r.epochs}")
         if r.status == "diverged":
             self._end(trial, "diverged", f"loss not finite at epoch {r.epochs}", t0)
             raise optuna.TrialPruned(f"diverged at epoch {r.epochs}")
+        if r.status == "complete" and r.epochs < self.settings.epochs:  # a Hyperband round
+            self._end(trial, "pruned", f"pruned at epoch {r.epochs} by the tuner's schedule", t0)
+            raise optuna.TrialPruned(f"stopped at epoch {r.epochs}")
         self._end(trial, "complete", f"{r.status} after {r.epochs} epochs", t0)
         return float(r.val_accuracy)
 
@@ -432,8 +464,15 @@ def progress_line(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
     )
 
 
+def epochs_trained(study: optuna.Study) -> int:
+    return sum(int(t.user_attrs.get("epochs", 0)) for t in study.get_trials(deepcopy=False))
+
+
 def remaining(study: optuna.Study, s: Settings) -> int:
+    """Trials still to start: none past the deadline or the epoch budget."""
     if s.deadline is not None and time.time() >= s.deadline:
+        return 0
+    if s.epoch_budget is not None and epochs_trained(study) >= s.epoch_budget:
         return 0
     return s.trials - count_live(study)
 
@@ -449,6 +488,10 @@ def run_worker(
     """Run trials of the study until its stored target (trials, deadline) is reached."""
     with search_guard():
         study, s = load(name, url, worker)
+        if s.engine == "kerastuner":
+            from search.kt import run_kerastuner
+
+            return run_kerastuner(study, s, source, out=out or sys.stdout)
         fail_dead_local_trials(study)  # left RUNNING by a worker killed before this one started
         split = train_val(
             source, val_size=s.val_size, train_size=s.train_size, split_seed=s.base().split_seed
@@ -544,7 +587,7 @@ def summary(study: optuna.Study, s: Settings, wall_s: float | None = None) -> st
     for t in trials:
         key = end_of(t, lost)[0]
         ends[key] = ends.get(key, 0) + 1
-    epochs = sum(int(t.user_attrs.get("epochs", 0)) for t in trials)
+    epochs = epochs_trained(study)
     counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     lines = [
         f"study {study.study_name}: {len(trials)} trials ("

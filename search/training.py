@@ -225,12 +225,43 @@ def train(
     same folder resumes after the last finished epoch. With ``history_csv``, each epoch's
     metrics are appended there as it ends.
     """
+    train_model = compile_for_training(model, config, steps_per_epoch(config, split))
+    return fit(
+        train_model,
+        config,
+        split,
+        on_epoch=on_epoch,
+        verbose=verbose,
+        backup_dir=backup_dir,
+        history_csv=history_csv,
+    )
+
+
+def steps_per_epoch(config: Config, split: Split) -> int:
+    return math.ceil(len(split.x_train) / config.batch_size)
+
+
+def fit(
+    train_model: keras.Model,
+    config: Config,
+    split: Split,
+    *,
+    on_epoch: EpochHook | None = None,
+    verbose: bool = True,
+    backup_dir: str | Path | None = None,
+    history_csv: str | Path | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    epochs: int | None = None,
+    initial_epoch: int = 0,
+) -> RunResult:
+    """``fit`` a model from :func:`compile_for_training`: the loop under :func:`train`.
+    ``callbacks``, ``epochs`` and ``initial_epoch`` let another driver (KerasTuner's
+    Hyperband) continue a run; the learning-rate schedule still spans ``config.epochs``."""
     n = len(split.x_train)
-    steps = math.ceil(n / config.batch_size)
-    train_model = compile_for_training(model, config, steps)
     has_val = len(split.x_val) > 0
+    extra = list(callbacks or [])
     watch = _Watch(config, n, on_epoch, verbose, Path(history_csv) if history_csv else None)
-    callbacks: list[keras.callbacks.Callback] = []
+    callbacks = []
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     if config.ema > 0:
@@ -253,9 +284,10 @@ def train(
         split.x_train,
         one_hot(split.y_train),
         batch_size=config.batch_size,
-        epochs=config.epochs,
+        epochs=epochs or config.epochs,
+        initial_epoch=initial_epoch,
         validation_data=(split.x_val, one_hot(split.y_val)) if has_val else None,
-        callbacks=callbacks,
+        callbacks=callbacks + extra,
         shuffle=True,
         verbose=0,
     )

@@ -1,0 +1,131 @@
+"""The KerasTuner engine on the same spaces: parity with Optuna, budgets, conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_arrays
+
+from search import study as st
+from search.cli import main
+from search.kt import active_values, hyperparameters
+from search.space import load_space, parse_space
+
+TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    x, y, xt, yt = make_arrays(300, 50)
+    p = tmp_path / "tiny.npz"
+    np.savez(p, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    return p
+
+
+def start(name, data, *extra):
+    return main(
+        [
+            "start",
+            "--study",
+            name,
+            "--space",
+            str(TINY_SPACE),
+            "--trials",
+            "3",
+            "--epochs",
+            "2",
+            "--train-size",
+            "200",
+            "--val-size",
+            "100",
+            "--data",
+            str(data),
+            *extra,
+        ]
+    )
+
+
+def test_space_compiles_to_predeclared_hyperparameters_with_conditions():
+    space = load_space(TINY_SPACE)
+    hp = hyperparameters(space)
+    assert [h.name for h in hp.space] == [p.name for p in space.params]
+    lr = next(h for h in hp.space if h.name == "learning_rate")
+    assert (lr.min_value, lr.max_value, lr.sampling) == (1e-4, 0.1, "log")
+    hp.values["optimizer"] = "adamax"
+    assert "momentum" not in active_values(space, hp)
+    hp.values.update(optimizer="sgd", momentum=0.7)  # as KerasTuner's oracle sets them
+    assert active_values(space, hp)["momentum"] == 0.7
+
+
+def test_int_and_bool_parameters_compile():
+    space = parse_space(
+        'base = "fast"\n[params.depth]\ntype = "int"\nlow = 1\nhigh = 3\n'
+        '[params.whiten]\ntype = "bool"\n',
+        Path("s.toml"),
+    )
+    hp = hyperparameters(space)
+    assert hp.get("depth") in (1, 2, 3) and hp.get("whiten") in (False, True)
+
+
+@pytest.mark.parametrize("tuner", ["hyperband", "random", "bayesian"])
+def test_each_engine_writes_the_same_trials_csv_columns(tiny_data, tuner):
+    assert start("optuna-ref", tiny_data) == 0
+    assert start(f"kt-{tuner}", tiny_data, "--engine", "kerastuner", "--tuner", tuner) == 0
+    ref = pd.read_csv(st.study_dir("optuna-ref") / "trials.csv")
+    got = pd.read_csv(st.study_dir(f"kt-{tuner}") / "trials.csv")
+    assert list(got.columns) == list(ref.columns)
+    assert len(got[got.state.isin(["COMPLETE", "PRUNED"])]) == 3
+    assert (st.study_dir(f"kt-{tuner}") / "report.html").exists()
+    study, s = st.load(f"kt-{tuner}")
+    assert s.engine == "kerastuner" and s.tuner == tuner
+    for t in study.get_trials():
+        assert t.user_attrs["config"]["width1"] == 8  # the same base and budgets as Optuna's
+
+
+def test_kerastuner_trial_over_budget_ends_without_training(tiny_data, monkeypatch):
+    import search.training
+
+    monkeypatch.setattr(search.training, "fit", lambda *a, **k: pytest.fail("trained over budget"))
+    space = load_space(TINY_SPACE)
+    s = st.Settings(
+        space_path=str(TINY_SPACE),
+        space_text=space.text,
+        trials=2,
+        epochs=2,
+        train_size=200,
+        val_size=100,
+        engine="kerastuner",
+        tuner="random",
+        max_params=1000,
+    )
+    st.create_or_resume("kt-budget", None, s, given=set(), enqueue_seed=False)
+    from search.data import resolve_source
+
+    st.run_worker("kt-budget", None, resolve_source(tiny_data))
+    trials = st.load("kt-budget")[0].get_trials()
+    assert len(trials) == 2
+    for t in trials:
+        assert t.state.name == "PRUNED" and t.user_attrs["end"] == "over_budget"
+        assert t.user_attrs["epochs"] == 0 and t.constraints["params"] > 0
+
+
+def test_retrain_works_on_a_kerastuner_study(tiny_data):
+    from search import final
+    from search.data import resolve_source
+
+    assert (
+        start("kt-retrain", tiny_data, "--engine", "kerastuner", "--tuner", "random", "--no-plots")
+        == 0
+    )
+    out = final.retrain("kt-retrain", None, resolve_source(tiny_data), epochs=1, verbose=False)
+    assert (out / "seed-0" / "model.keras").exists()
+
+
+def test_jobs_and_tuner_options_are_checked(tiny_data, capsys):
+    assert start("x1", tiny_data, "--engine", "kerastuner", "--jobs", "2") == 2
+    assert start("x2", tiny_data, "--tuner", "random") == 2
+    err = capsys.readouterr().err
+    assert "one process" in err and "--tuner goes with --engine kerastuner" in err
