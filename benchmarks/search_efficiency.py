@@ -1,0 +1,182 @@
+"""Search efficiency: best validation accuracy against epochs trained, for four methods.
+
+One fixed task on the real images (``spaces/seed.toml``, a stratified train subset and
+validation set, up to E epochs per trial) and the same compute budget for every method,
+counted in epochs trained: (a) Optuna TPE with the Hyperband pruner (the default), (b) TPE
+without pruning, (c) random search without pruning, (d) KerasTuner's Hyperband. Each runs
+with several seeds. Output: the anytime curve (best complete trial so far against cumulative
+epochs; mean and spread over seeds) as JSON and a plotly HTML, and for each method the epochs
+it needed to reach the final best of (c).
+
+Usage: ``python benchmarks/search_efficiency.py [--seeds 3] [--budget 48] [--epochs 6]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import REAL_ZIP, write  # noqa: E402
+
+METHODS = {
+    "a_tpe_hyperband": dict(sampler="tpe", pruner="hyperband"),
+    "b_tpe_no_pruning": dict(sampler="tpe", pruner="none"),
+    "c_random_no_pruning": dict(sampler="random", pruner="none"),
+    "d_kerastuner_hyperband": dict(engine="kerastuner", tuner="hyperband"),
+}
+
+
+def anytime(trials) -> list[tuple[int, float]]:
+    """(cumulative epochs, best complete value so far) after each trial, in finishing order."""
+    done = sorted((t for t in trials if t.datetime_complete), key=lambda t: t.datetime_complete)
+    out, epochs, best = [], 0, float("nan")
+    for t in done:
+        epochs += int(t.user_attrs.get("epochs", 0))
+        if t.state.name == "COMPLETE" and t.value is not None:
+            best = t.value if not best == best else max(best, t.value)
+        out.append((epochs, best))
+    return out
+
+
+def best_at(curve: list[tuple[int, float]], e: float) -> float:
+    vals = [b for x, b in curve if x <= e and b == b]
+    return max(vals) if vals else float("nan")
+
+
+def epochs_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
+    return next((x for x, b in curve if b == b and b >= target), None)
+
+
+def run_one(method: str, seed: int, a: argparse.Namespace, source) -> list[tuple[int, float]]:
+    from search import study as st
+    from search.space import load_space
+
+    space = load_space(a.space)
+    s = st.Settings(
+        space_path=a.space,
+        space_text=space.text,
+        trials=10_000,
+        epochs=a.epochs,
+        train_size=a.train_size,
+        val_size=a.val_size,
+        seed=seed,
+        epoch_budget=a.budget,
+        **METHODS[method],
+    )
+    name = f"{method}-s{seed}"
+    st.create_or_resume(name, None, s, given=set(), enqueue_seed=False)
+    st.run_worker(name, None, source)
+    return anytime(st.load(name)[0].get_trials())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data", default=str(REAL_ZIP))
+    p.add_argument("--space", default=str(ROOT / "spaces" / "seed.toml"))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--budget", type=int, default=48, help="epochs trained per method and seed")
+    p.add_argument("--epochs", type=int, default=6, help="epochs of a full trial")
+    p.add_argument("--train-size", type=int, default=5000)
+    p.add_argument("--val-size", type=int, default=2000)
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--work", default=None, help="folder for the studies (default: a tmp folder)")
+    a = p.parse_args()
+    os.environ["CIFAR10_RESULTS"] = a.work or tempfile.mkdtemp(prefix="efficiency-")
+    from search.data import resolve_source
+
+    source = resolve_source(a.data)
+    curves: dict[str, list] = {}
+    t0 = time.perf_counter()
+    for seed in range(a.seeds):
+        for method in a.methods.split(","):
+            t = time.perf_counter()
+            curve = run_one(method, seed, a, source)
+            curves.setdefault(method, []).append(curve)
+            print(
+                f"{method} seed {seed}: best {curve[-1][1]:.4f} after {curve[-1][0]} epochs "
+                f"({time.perf_counter() - t:.0f}s)",
+                flush=True,
+            )
+    grid = list(range(0, a.budget + a.epochs + 1))
+    summary = {}
+    c_final = float(np.nanmean([c[-1][1] for c in curves.get("c_random_no_pruning", [])]))
+    for method, cs in curves.items():
+        mat = np.array([[best_at(c, e) for e in grid] for c in cs])
+        reach = [epochs_to_reach(c, c_final) for c in cs]
+        summary[method] = {
+            "final_best": [c[-1][1] for c in cs],
+            "final_best_mean": float(np.nanmean([c[-1][1] for c in cs])),
+            "epochs_trained": [c[-1][0] for c in cs],
+            "trials": [len(c) for c in cs],
+            "anytime_mean": np.nanmean(mat, axis=0).tolist(),
+            "anytime_min": np.nanmin(mat, axis=0).tolist(),
+            "anytime_max": np.nanmax(mat, axis=0).tolist(),
+            "epochs_to_reach_final_best_of_c": reach,
+            "curves": cs,
+        }
+    figures = {
+        "task": {
+            "space": Path(a.space).name,
+            "train_images": a.train_size,
+            "val_images": a.val_size,
+            "epochs_per_trial": a.epochs,
+            "epoch_budget": a.budget,
+            "seeds": a.seeds,
+        },
+        "epochs_grid": grid,
+        "final_best_of_c_mean": c_final,
+        "methods": summary,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    path = write("search_efficiency", figures)
+    plot(figures, path.with_suffix(".html"))
+
+
+def plot(figures: dict, path: Path) -> None:
+    import plotly.graph_objects as go
+
+    from search.plots import PLOTLY_JS, write_plotly_js
+
+    fig = go.Figure()
+    grid = figures["epochs_grid"]
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+    for (method, m), colour in zip(figures["methods"].items(), colours):
+        fig.add_trace(
+            go.Scatter(
+                x=grid + grid[::-1],
+                y=m["anytime_max"] + m["anytime_min"][::-1],
+                fill="toself",
+                fillcolor=colour,
+                opacity=0.15,
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(go.Scatter(x=grid, y=m["anytime_mean"], name=method, line={"color": colour}))
+    fig.add_hline(
+        y=figures["final_best_of_c_mean"],
+        line_dash="dot",
+        annotation_text="final best of (c), mean",
+    )
+    fig.update_layout(
+        title="Best validation accuracy against epochs trained (mean, min-max over seeds)",
+        xaxis_title="epochs trained (cumulative)",
+        yaxis_title="best validation accuracy so far",
+    )
+    write_plotly_js(path.parent)
+    fig.write_html(path, include_plotlyjs=PLOTLY_JS)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
