@@ -268,3 +268,12 @@ def test_two_local_worker_processes_share_one_study(tiny_data, tmp_path):
     assert len(done) == 6
     assert {t.user_attrs["worker"] for t in done} == {"0", "1"}  # both workers ran trials
     assert all(json.dumps(t.user_attrs["config"]) for t in done)
+
+
+@pytest.mark.slow
+def test_trials_do_not_leak_memory(tiny_data):
+    """Resident memory after 20 trials stays within 300 MB of its value after trial 2."""
+    study = run_study("memory", tiny_data, trials=20, epochs=1, pruner="none", sampler="random")
+    rss = [t.user_attrs["rss_mb"] for t in study.get_trials()]
+    assert len(rss) == 20
+    assert rss[-1] - rss[1] < 300, rss
