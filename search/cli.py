@@ -156,6 +156,13 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guarded
+def retrain_command(args: argparse.Namespace) -> int:
+    if not args.study:
+        raise UserError("retrain needs --study NAME (to train a preset or config, use train).")
+    return _retrain(args)
+
+
 def _retrain(args: argparse.Namespace) -> int:
     from search import final
     from search.data import resolve_source
@@ -283,8 +290,8 @@ def resolve_space_path(value: str) -> Path:
     return p
 
 
-def _add_study_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--study", required=True, metavar="NAME", help="letters, digits, - _ .")
+def _add_study_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument("--study", required=required, metavar="NAME", help="letters, digits, - _ .")
     p.add_argument(
         "--storage",
         metavar="URL",
@@ -304,15 +311,7 @@ def start_parser() -> argparse.ArgumentParser:
         help="a small study that ends in minutes on a 2-core CPU: "
         + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
     )
-    p.add_argument(
-        "--study", metavar="NAME", help="letters, digits, - _ . (required unless --quick)"
-    )
-    p.add_argument(
-        "--storage",
-        metavar="URL",
-        help="database URL (postgresql://user@host/db) or journal file; default: "
-        "results/NAME/study.log. Passwords come from CIFAR10_STORAGE_PASSWORD(_FILE)",
-    )
+    _add_study_options(p, required=False)  # --quick names its own study
     p.add_argument("--space", metavar="FILE", help=f"space TOML (default {DEFAULTS['space']})")
     p.add_argument(
         "--trials", type=int, help=f"target number of trials (default {DEFAULTS['trials']})"
@@ -625,7 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("start", start_parser, start_command, "start or continue a search study"),
         ("worker", worker_parser, worker_command, "join a study and run its trials"),
         ("status", status_parser, status_command, "a study's trials and best config"),
-        ("retrain", train_parser, train_command, "retrain a study's best trial (--study NAME)"),
+        ("retrain", train_parser, retrain_command, "retrain a study's best trial (--study NAME)"),
         ("plots", plots_parser, plots_command, "write a study's figures and report.html"),
         ("dashboard", dashboard_parser, dashboard_command, "serve optuna-dashboard"),
     ):

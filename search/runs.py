@@ -16,6 +16,7 @@ import numpy as np
 
 from search.config import Config
 from search.data import CLASSES, Source, load_test, results_root, train_val
+from search.errors import UserError
 from search.provenance import provenance
 
 
@@ -42,6 +43,17 @@ def write_json(path: Path, data: object) -> None:
     tmp.replace(path)
 
 
+def _check_resumable(out: Path, config: Config) -> None:
+    """A run folder is new, or an interrupted run of the same config: never overwrite work."""
+    if (out / "train.json").exists():
+        raise UserError(f"{out} holds a finished run; nothing was changed. Choose another --out.")
+    if (out / "config.json").exists() and Config.from_json(out / "config.json") != config:
+        raise UserError(
+            f"{out} holds an interrupted run of another config; nothing was changed. Choose "
+            f"another --out, or run that config again to resume it."
+        )
+
+
 def train_run(
     config: Config,
     source: Source,
@@ -61,6 +73,7 @@ def train_run(
     from search.models import build_model
     from search.training import read_history, train
 
+    _check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
     split = train_val(

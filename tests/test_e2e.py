@@ -69,3 +69,18 @@ def test_bad_data_path_is_one_clear_line(tmp_path):
 def test_test_script_without_runs_says_what_to_do(tmp_path):
     r = run_script("cifar10_test.py", env={"CIFAR10_RESULTS": str(tmp_path / "empty")})
     assert r.returncode == 2 and "no trained run found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_refuses_to_overwrite_a_finished_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.json").write_text("{}")
+    (run / "model.keras").write_text("precious")
+    r = run_script(
+        "-c",
+        "import sys; from search.cli import train_main; sys.exit(train_main(['--out', sys.argv[1]]))",
+        str(run),
+        env={"CIFAR10_DATA": ""},
+    )
+    assert r.returncode == 2 and "holds a finished run" in r.stderr
+    assert (run / "model.keras").read_text() == "precious"
