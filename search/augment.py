@@ -27,7 +27,12 @@ def augmentation(config: Config) -> keras.Sequential | None:
         t = float(a["translate"])
         layers.append(
             keras.layers.RandomTranslation(
-                t, t, fill_mode="reflect", seed=seed + 1, name="translate"
+                t,
+                t,
+                fill_mode="reflect",
+                interpolation="nearest",  # whole-pixel shifts, as crops: no blur
+                seed=seed + 1,
+                name="translate",
             )
         )
     if a["rotate"] > 0:

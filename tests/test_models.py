@@ -106,3 +106,11 @@ def test_saved_model_loads_without_this_package(tmp_path):
     r = run_script("-c", code)
     assert r.returncode == 0, r.stderr[-2000:]
     assert float(r.stdout.strip().splitlines()[-1]) < 1e-5
+
+
+def test_translation_shifts_whole_pixels_without_blur():
+    aug = augmentation(Config(aug_strength=1.0, flip=False, rotate=0.0, cutout=0.0))
+    x = X.astype("float32")
+    y = np.asarray(aug(x, training=True))
+    assert not np.array_equal(y, x)
+    assert np.isin(y, x).all()  # every output pixel is an input pixel: no interpolation
