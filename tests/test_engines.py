@@ -70,19 +70,25 @@ def test_int_and_bool_parameters_compile():
     assert hp.get("depth") in (1, 2, 3) and hp.get("whiten") in (False, True)
 
 
-@pytest.mark.parametrize("tuner", ["hyperband", "random", "bayesian"])
-def test_each_engine_writes_the_same_trials_csv_columns(tiny_data, tuner):
-    assert start("optuna-ref", tiny_data) == 0
-    assert start(f"kt-{tuner}", tiny_data, "--engine", "kerastuner", "--tuner", tuner) == 0
-    ref = pd.read_csv(st.study_dir("optuna-ref") / "trials.csv")
-    got = pd.read_csv(st.study_dir(f"kt-{tuner}") / "trials.csv")
-    assert list(got.columns) == list(ref.columns)
+# every engine's trials.csv: the outcome columns, then one column per parameter of the space
+COLUMNS = [*st.BASE_COLUMNS, *(f"param_{p.name}" for p in load_space(TINY_SPACE).params)]
+
+
+@pytest.mark.parametrize(
+    "engine", ["optuna", "kerastuner-hyperband", "kerastuner-random", "kerastuner-bayesian"]
+)
+def test_each_engine_writes_the_same_trials_csv_columns(tiny_data, engine):
+    name, _, tuner = engine.partition("-")
+    extra = ["--engine", "kerastuner", "--tuner", tuner] if tuner else []
+    assert start(engine, tiny_data, *extra) == 0
+    got = pd.read_csv(st.study_dir(engine) / "trials.csv")
+    assert list(got.columns) == COLUMNS
     assert len(got[got.state.isin(["COMPLETE", "PRUNED"])]) == 3
-    assert (st.study_dir(f"kt-{tuner}") / "report.html").exists()
-    study, s = st.load(f"kt-{tuner}")
-    assert s.engine == "kerastuner" and s.tuner == tuner
+    assert (st.study_dir(engine) / "report.html").exists()
+    study, s = st.load(engine)
+    assert s.engine == name and (not tuner or s.tuner == tuner)
     for t in study.get_trials():
-        assert t.user_attrs["config"]["width1"] == 8  # the same base and budgets as Optuna's
+        assert t.user_attrs["config"]["width1"] == 8  # the same base and budgets everywhere
 
 
 def test_kerastuner_trial_over_budget_ends_without_training(tiny_data, monkeypatch):
