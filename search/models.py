@@ -25,14 +25,20 @@ WHITEN_KERNEL = 2  # the fast family's first conv: 2x2 patches, 2 * 3 * 2 * 2 = 
 WHITEN_WIDTH = 2 * 3 * WHITEN_KERNEL**2
 
 
-def _conv(x, width: int, *, kernel: int = 3, strides: int = 1, name: str):
+# PyTorch's default initialisation, U(+-1/sqrt(fan_in)): the scale airbench's learning rate and
+# weight decay were tuned for. Before BatchNorm the scale changes nothing in the forward pass
+# but sets the effective step size, lr / |w|^2, which He-normal (6x the squared norm) shrinks.
+TORCH_INIT = keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform")
+
+
+def _conv(x, width: int, *, kernel: int = 3, strides: int = 1, name: str, init="he_normal"):
     return keras.layers.Conv2D(
         width,
         kernel,
         strides=strides,
         padding="same",
         use_bias=False,
-        kernel_initializer="he_normal",
+        kernel_initializer=init,
         name=name,
     )(x)
 
@@ -102,14 +108,15 @@ def fast(x, config: Config):
 
     BatchNorm has no learned scale (as airbench); ``bn_momentum`` is typically 0.6.
     """
-    x = keras.layers.Conv2D(WHITEN_WIDTH, WHITEN_KERNEL, padding="valid", name="whiten")(x)
+    x = keras.layers.Conv2D(
+        WHITEN_WIDTH, WHITEN_KERNEL, padding="valid", kernel_initializer=TORCH_INIT, name="whiten"
+    )(x)
     x = _act(x, config, name="whiten_act")
     for s, (width, rate) in enumerate(zip(_widths(config), _dropouts(config)), start=1):
-        x = _conv(x, width, name=f"s{s}_conv1")
-        x = keras.layers.MaxPooling2D(2, name=f"s{s}_pool")(x)
-        x = _act(_bn(x, config, name=f"s{s}_bn1", scale=False), config, name=f"s{s}_act1")
-        for i in range(2, config.depth + 1):
-            x = _conv(x, width, name=f"s{s}_conv{i}")
+        for i in range(1, config.depth + 1):
+            x = _conv(x, width, name=f"s{s}_conv{i}", init=TORCH_INIT)
+            if i == 1:
+                x = keras.layers.MaxPooling2D(2, name=f"s{s}_pool")(x)
             x = _act(_bn(x, config, name=f"s{s}_bn{i}", scale=False), config, name=f"s{s}_act{i}")
         x = _dropout(x, rate, name=f"s{s}_dropout")
     return keras.layers.GlobalMaxPooling2D(name="pool")(x)
@@ -133,7 +140,13 @@ def build_model(config: Config, *, whiten_images: np.ndarray | None = None) -> k
         x = _dropout(x, config.dense_dropout, name="dense_dropout")
     elif config.dense_dropout > 0:
         x = _dropout(x, config.dense_dropout, name="dense_dropout")
-    x = keras.layers.Dense(10, use_bias=config.family != "fast", name="logits")(x)
+    fast = config.family == "fast"
+    x = keras.layers.Dense(
+        10,
+        use_bias=not fast,
+        kernel_initializer=TORCH_INIT if fast else "glorot_uniform",
+        name="logits",
+    )(x)
     if config.logit_scale != 1.0:
         x = keras.layers.Rescaling(config.logit_scale, name="logit_scale")(x)
     model = keras.Model(inputs, x, name=config.family)
