@@ -247,7 +247,9 @@ def pareto_figure(info: dict[str, Any]) -> go.Figure:
         x=info["limit"],
         line_dash="dash",
         line_color="#ff7f0e",
-        annotation_text=f"budget {info['limit']:,g}",
+        annotation_text=f"budget {info['limit']:,.0f}"
+        if info["cost"] == "n_params"
+        else f"budget {info['limit']:g} ms",
     )
     fig.update_layout(
         title=f"Validation accuracy against {label}",
