@@ -28,7 +28,12 @@ VARIANTS = {
     ),
     "fast BatchNorm off": ("bn_momentum 0.6 -> 0.9", {"bn_momentum": 0.9}),
     "logit scale off": ("logit_scale 1/9 -> 1", {"logit_scale": 1.0}),
-    "weight EMA on": ("ema 0 -> 0.99 (the preset runs without)", {"ema": 0.99}),
+    "lookahead off": ("no slow weights", {"lookahead": False}),
+    "bias lr scale off": ("BatchNorm offsets at the common learning rate", {"bias_lr_scale": 1.0}),
+    "weight EMA instead of lookahead": (
+        "ema 0.99, lookahead off",
+        {"ema": 0.99, "lookahead": False},
+    ),
     "cutout on": ("cutout 0 -> 0.5 (the preset runs without)", {"cutout": 0.5}),
 }
 

@@ -69,6 +69,8 @@ class Config:
     plateau: bool = False  # ReduceLROnPlateau on validation loss
     early_stop: int = 0  # patience in epochs on validation accuracy; 0: off
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0: off
+    lookahead: bool = False  # airbench's lookahead: every 5 steps, pull weights to a slow copy
+    bias_lr_scale: float = 1.0  # learning-rate multiplier of BatchNorm offsets (airbench: 64)
 
     # --- evaluation -----------------------------------------------------------------------
     tta_flip: bool = False  # average the logits of the image and its mirror at evaluation
@@ -97,6 +99,7 @@ class Config:
         _check_range("learning_rate", self.learning_rate, 1e-8, 100.0)
         _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         _check_range("logit_scale", self.logit_scale, 1e-3, 1e3)
+        _check_range("bias_lr_scale", self.bias_lr_scale, 1e-2, 1e3)
         _check_range("early_stop", self.early_stop, 0, 10_000)
         if self.translate is not None:
             _check_range("translate", self.translate, 0.0, 0.5)
@@ -258,6 +261,8 @@ PRESETS: dict[str, Config] = {
         epochs=10,
         schedule="onecycle",
         warmup=0.23,
+        lookahead=True,
+        bias_lr_scale=64.0,
         aug_strength=0.5,
         rotate=0.0,
         cutout=0.0,

@@ -93,7 +93,51 @@ def make_optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimiz
     }[config.optimizer]()
     if config.weight_decay:
         opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    if config.bias_lr_scale != 1.0:
+        _scale_offset_lr(opt, config.bias_lr_scale)
     return opt
+
+
+def _scale_offset_lr(opt: keras.optimizers.Optimizer, factor: float) -> None:
+    """Multiply the learning rate of BatchNorm offsets (``beta``) by ``factor``: airbench's
+    bias scaler. Keras optimizers have one rate for all variables, so the per-variable step
+    is wrapped; the optimizer itself is never saved with a model."""
+    step = opt.update_step
+
+    def update_step(gradient, variable, learning_rate):
+        if variable.name.split(":")[0].endswith("beta"):  # a Keras or a backend variable
+            learning_rate = learning_rate * factor
+        return step(gradient, variable, learning_rate)
+
+    opt.update_step = update_step
+
+
+class Lookahead(keras.callbacks.Callback):
+    """airbench's lookahead: every ``every`` steps the weights (BatchNorm statistics too) move
+    to a slow copy pulled toward them, ``slow += (1 - decay) * (w - slow); w = slow``, with
+    ``decay = 0.95**5 * (step / total)**3``: no averaging early, strong averaging late. At the
+    end of training the weights are the slow copy."""
+
+    def __init__(self, total_steps: int, every: int = 5):
+        super().__init__()
+        self.total, self.every, self.step = max(total_steps, 1), every, 0
+
+    def on_train_begin(self, logs=None):
+        self.vars = [v for v in self.model.weights if "float" in str(v.dtype)]
+        self.slow = [keras.ops.convert_to_numpy(v) for v in self.vars]
+
+    def _pull(self, decay: float) -> None:
+        for v, s in zip(self.vars, self.slow):
+            s += (1.0 - decay) * (keras.ops.convert_to_numpy(v) - s)
+            v.assign(s)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every == 0:
+            self._pull(0.95**5 * (min(self.step, self.total) / self.total) ** 3)
+
+    def on_train_end(self, logs=None):
+        self._pull(1.0)
 
 
 def compile_for_training(model: keras.Model, config: Config, steps_per_epoch: int) -> keras.Model:
@@ -262,6 +306,8 @@ def fit(
     extra = list(callbacks or [])
     watch = _Watch(config, n, on_epoch, verbose, Path(history_csv) if history_csv else None)
     callbacks = []
+    if config.lookahead:  # first: the other callbacks see the pulled weights
+        callbacks.append(Lookahead(steps_per_epoch(config, split) * config.epochs))
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     if config.ema > 0:

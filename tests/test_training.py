@@ -138,3 +138,52 @@ def test_backup_resumes_after_the_last_finished_epoch(tmp_path):
     )
     assert seen == [3, 4] and r.epochs == 4
     assert [row["epoch"] for row in read_history(tmp_path / "h.csv")] == [1, 2, 3, 4]
+
+
+def _one_step_deltas(config):
+    """Change of every weight over one SGD step on the same batch."""
+    x, y, xv, yv = make_arrays(64, 10)
+    model = build_model(config)
+    before = {w.path: np.array(w) for w in model.trainable_weights}
+    train(model, config, Split(x, y, xv, yv), verbose=False)
+    return {w.path: np.array(w) - before[w.path] for w in model.trainable_weights}
+
+
+def test_bias_lr_scale_multiplies_the_step_of_batchnorm_offsets_only():
+    c = TINY.replace(
+        optimizer="sgd",
+        momentum=0.0,
+        learning_rate=0.01,
+        epochs=1,
+        batch_size=64,
+        aug_strength=0.0,
+        dropout1=0.0,
+        dropout2=0.0,
+        dropout3=0.0,
+        dense_dropout=0.0,
+    )
+    plain = _one_step_deltas(c)
+    scaled = _one_step_deltas(c.replace(bias_lr_scale=8.0))
+    beta = "s1_bn1/beta"
+    assert np.allclose(scaled[beta], 8.0 * plain[beta], rtol=1e-3, atol=1e-7)
+    assert np.abs(plain[beta]).max() > 0
+    kernel = "s1_conv1/kernel"
+    assert np.allclose(scaled[kernel], plain[kernel], rtol=1e-3, atol=1e-7)
+
+
+def test_lookahead_runs_and_ends_on_its_slow_weights():
+    c = TINY.replace(lookahead=True, epochs=2)
+    r = train(build_model(c), c, tiny_split(), verbose=False)
+    assert r.status == "complete"
+    cb = __import__("search.training", fromlist=["Lookahead"]).Lookahead(total_steps=10, every=5)
+    model = build_model(TINY)
+    cb.set_model(model)
+    cb.on_train_begin()
+    w0 = np.array(model.weights[0])
+    model.weights[0].assign(w0 + 1.0)
+    cb.step = 4
+    cb.on_train_batch_end(4)  # step 5 of 10: decay 0.95**5 * 0.125, a pull toward w0
+    decay = 0.95**5 * 0.5**3
+    assert np.allclose(np.array(model.weights[0]), w0 + (1 - decay), atol=1e-6)
+    cb.on_train_end()
+    assert np.allclose(np.array(model.weights[0]), cb.slow[0])
