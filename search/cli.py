@@ -217,7 +217,7 @@ def test_parser() -> argparse.ArgumentParser:
 
 @_guarded
 def test_command(args: argparse.Namespace) -> int:
-    from search.data import resolve_source, results_root
+    from search.data import results_root
     from search.runs import evaluate_run, latest_run
 
     if args.study:
@@ -225,7 +225,8 @@ def test_command(args: argparse.Namespace) -> int:
 
         if args.run:
             raise UserError("give --study NAME or --run DIR, not both.")
-        result = final.evaluate_final(args.study, resolve_source(args.data), tta_flip=args.tta)
+        runs = final.seed_runs(args.study)
+        result = final.evaluate_final(args.study, _source_of(runs[0], args.data), tta_flip=args.tta)
         print(final.describe(result))
         print(f"wrote {final.final_dir(args.study) / 'test_metrics.json'}")
         return 0
@@ -237,7 +238,7 @@ def test_command(args: argparse.Namespace) -> int:
         )
     if not (run / "model.keras").exists():
         raise UserError(f"{run} holds no model.keras; is it a finished run folder?")
-    r = evaluate_run(run, resolve_source(args.data), tta_flip=args.tta)
+    r = evaluate_run(run, _source_of(run, args.data), tta_flip=args.tta)
     print(f"run {run} (test evaluation number {r['test_evaluations']})")
     print(
         f"test accuracy {r['accuracy']:.4f}"
@@ -251,6 +252,21 @@ def test_command(args: argparse.Namespace) -> int:
     )
     print(f"wrote {run / 'test_metrics.json'} and the confusion matrices")
     return 0
+
+
+def _source_of(run: Path, data: str | None):
+    """The test images' source: --data, else $CIFAR10_DATA, else the source the run was
+    trained from (recorded in its train.json), else Keras' download."""
+    import os
+
+    from search.data import resolve_source
+
+    if not data and not os.environ.get("CIFAR10_DATA") and (run / "train.json").exists():
+        recorded = json.loads((run / "train.json").read_text()).get("data_source", "")
+        if recorded and Path(recorded).exists():
+            print(f"data: {recorded} (the run's own source)")
+            return resolve_source(recorded)
+    return resolve_source(data)
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:

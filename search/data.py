@@ -108,7 +108,7 @@ def resolve_source(path: str | os.PathLike[str] | None = None) -> Source:
     raw = path if path not in (None, "") else os.environ.get("CIFAR10_DATA") or None
     if raw is None:
         return Source("keras", None)
-    p = Path(raw).expanduser()
+    p = Path(raw).expanduser().absolute()  # recorded with runs: valid from any folder
     if not p.exists():
         raise DataError(f"Data path {p} does not exist. {HOW_TO_POINT}")
     if p.is_file():
