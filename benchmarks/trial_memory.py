@@ -1,14 +1,18 @@
 """Resident memory across many trials in one worker process: do trials leak?
 
-Runs N small trials of a space in this process (``keras.backend.clear_session`` and a garbage
-collection before each model, as the worker does) and reads the resident set size each trial
-recorded at its end. Usage: ``python benchmarks/trial_memory.py [--trials 20] [--data ZIP]``.
+Runs N small trials of a space twice and reads the resident set size each trial recorded at its
+end: (1) in this process through ``run_worker`` (``keras.backend.clear_session`` and a garbage
+collection before each model, no restarts), which shows TensorFlow's per-trial growth; (2) as
+``cifar10-search start`` runs them, a worker that restarts itself once it has grown by
+``CIFAR10_RECYCLE_MB`` (default 200). Usage:
+``python benchmarks/trial_memory.py [--trials 20] [--data ZIP]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,24 +49,42 @@ def main() -> None:
     st.create_or_resume("memory", None, s, given=set())
     t0 = time.perf_counter()
     st.run_worker("memory", None, resolve_source(a.data))
-    trials = st.load("memory")[0].get_trials()
-    rss = [t.user_attrs["rss_mb"] for t in trials]
+    inproc = [t.user_attrs["rss_mb"] for t in st.load("memory")[0].get_trials()]
+    t1 = time.perf_counter()
+    cmd = [sys.executable, "-m", "search.cli", "start", "--study", "memory-cli", "--space",
+           a.space, "--trials", str(a.trials), "--epochs", "1", "--train-size",
+           str(a.train_size), "--val-size", "500", "--pruner", "none", "--sampler", "random",
+           "--data", a.data, "--no-plots"]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    trials = st.load("memory-cli")[0].get_trials()
+    cli = [t.user_attrs["rss_mb"] for t in trials]
     figures = {
         "trials": len(trials),
         "train_images": a.train_size,
-        "rss_mb_per_trial": rss,
-        "rss_after_trial_2_mb": rss[1],
-        "rss_after_last_trial_mb": rss[-1],
-        "growth_from_trial_2_mb": rss[-1] - rss[1],
+        "in_process": {
+            "how": "one process, no restarts; keras.backend.clear_session(free_memory=True) "
+            "and gc.collect() before each trial's model",
+            "rss_mb_per_trial": inproc,
+            "growth_from_trial_2_mb": inproc[-1] - inproc[1],
+            "growth_per_trial_mb": (inproc[-1] - inproc[1]) / (len(inproc) - 2),
+            "wall_seconds": t1 - t0,
+        },
+        "cli_worker": {
+            "how": "cifar10-search start: the worker restarts itself (os.execv) between trials "
+            "once it holds RECYCLE_MB more than after its first trial",
+            "recycle_mb": st.RECYCLE_MB,
+            "rss_mb_per_trial": cli,
+            "restarts": max(t.user_attrs["process_restarts"] for t in trials),
+            "growth_from_trial_2_mb": cli[-1] - cli[1],
+            "max_above_trial_2_mb": max(cli[1:]) - cli[1],
+            "wall_seconds": time.perf_counter() - t1,
+        },
         "limit_mb": 300,
-        "wall_seconds": time.perf_counter() - t0,
-        "how": "one process; keras.backend.clear_session(free_memory=True) and gc.collect() "
-        "before each trial's model",
     }
-    print(
-        f"rss after trial 2: {rss[1]:.0f} MB, after trial {len(rss)}: {rss[-1]:.0f} MB "
-        f"(growth {rss[-1] - rss[1]:+.0f} MB)"
-    )
+    for k in ("in_process", "cli_worker"):
+        f = figures[k]
+        print(f"{k}: growth from trial 2 to trial {len(trials)}: "
+              f"{f['growth_from_trial_2_mb']:+.0f} MB")  # fmt: skip
     write("trial_memory", figures)
 
 

@@ -459,9 +459,14 @@ def start_command(args: argparse.Namespace) -> int:
         f"{max(left, 0)} to run; storage {st._redact(url)}",
         flush=True,
     )
-    t0 = time.perf_counter()
+    # wall time of the whole command, across the worker's restarts (see study.RECYCLE_MB)
+    t0 = float(os.environ.pop("CIFAR10_STARTED_AT", time.time()))
     if left > 0 and args.jobs <= 1:
-        st.run_worker(name, args.storage, source)
+        os.environ["CIFAR10_STARTED_AT"] = str(t0)  # what a restarted process inherits
+        try:
+            st.run_worker(name, args.storage, source, recycle=args.as_program)
+        finally:
+            os.environ.pop("CIFAR10_STARTED_AT", None)
     elif left > 0:
         cmd = [sys.executable, "-m", "search.cli", "worker", "--study", name]
         if args.storage:
@@ -483,7 +488,7 @@ def start_command(args: argparse.Namespace) -> int:
         if any(codes):
             raise UserError(f"worker exit codes {codes}; see their messages above.")
     study, settings = st.load(name, args.storage)
-    print(st.summary(study, settings, time.perf_counter() - t0))
+    print(st.summary(study, settings, time.time() - t0))
     if args.plots:
         _write_plots(study, settings)
     print(f"results: {st.study_dir(name)}/")
@@ -516,7 +521,10 @@ def worker_command(args: argparse.Namespace) -> int:
     from search.data import resolve_source
 
     os.environ["CIFAR10_WORKER"] = str(args.worker_index)
-    st.run_worker(args.study, args.storage, resolve_source(args.data), worker=args.worker_index)
+    source = resolve_source(args.data)
+    st.run_worker(
+        args.study, args.storage, source, worker=args.worker_index, recycle=args.as_program
+    )
     return 0
 
 
@@ -646,6 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         sub.add_parser(name, parents=[parser()], add_help=False, help=help_).set_defaults(func=func)
     args = p.parse_args(argv)
+    args.as_program = argv is None  # the whole program: it may restart itself (see start)
     return args.func(args)
 
 

@@ -46,6 +46,11 @@ RESUMABLE = ("trials", "deadline", "epoch_budget")  # settings a resumed study m
 # silent for GRACE_S is failed and its parameters tried once more. Environment overrides exist
 # for tests and for clusters with slow shared disks.
 HEARTBEAT_S = int(os.environ.get("CIFAR10_HEARTBEAT_S", 20))
+# TensorFlow keeps every traced train/test step graph of a process alive, clear_session or not
+# (about 20 MB a trial here: tensorflow/tensorflow#61791), so a command-line worker whose
+# resident memory has grown this much since its first trial replaces itself with a fresh
+# process (os.execv, same pid and arguments) between trials. The study is resumed, not lost.
+RECYCLE_MB = float(os.environ.get("CIFAR10_RECYCLE_MB", 200))
 GRACE_S = int(os.environ.get("CIFAR10_GRACE_S", 90))
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say what failed
@@ -442,6 +447,7 @@ class Objective:
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
         trial.set_user_attr("rss_mb", round(_rss_mb(), 1))
         trial.set_user_attr("worker", os.environ.get("CIFAR10_WORKER", "0"))
+        trial.set_user_attr("process_restarts", int(os.environ.get("CIFAR10_RESTARTS", 0)))
 
 
 # --- workers ------------------------------------------------------------------------------
@@ -484,8 +490,13 @@ def run_worker(
     *,
     worker: int = 0,
     out: TextIO | None = None,
+    recycle: bool = False,
 ) -> None:
-    """Run trials of the study until its stored target (trials, deadline) is reached."""
+    """Run trials of the study until its stored target (trials, deadline) is reached.
+
+    With ``recycle`` (command-line workers only: it replaces the running program), the
+    process restarts itself between trials once it holds :data:`RECYCLE_MB` more than after
+    its first trial."""
     with search_guard():
         study, s = load(name, url, worker)
         if s.engine == "kerastuner":
@@ -506,6 +517,7 @@ def run_worker(
             print(prefix + progress_line(st, t), file=out or sys.stdout, flush=True)
 
         failures = 0
+        first_rss: float | None = None
         while True:
             if STOP.is_set():
                 raise KeyboardInterrupt("stopped by SIGINT")
@@ -516,6 +528,14 @@ def run_worker(
                 time.sleep(min(HEARTBEAT_S, 5))  # a running trial elsewhere may yet be lost
                 continue
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
+            rss = _rss_mb()
+            first_rss = rss if first_rss is None else first_rss
+            if recycle and rss - first_rss > RECYCLE_MB and remaining(study, Settings.of(study)):
+                _restart(
+                    f"{prefix}worker holds {rss:.0f} MB, {rss - first_rss:.0f} MB more than "
+                    "after its first trial: restarting it to free TensorFlow's graphs",
+                    out,
+                )
             last = mine[-1] if mine else None
             failed = last is not None and last.user_attrs.get("end") == "error"
             failures = failures + 1 if failed else 0
@@ -526,6 +546,15 @@ def run_worker(
                     f"{detail}. Finished trials are kept; see 'cifar10-search status --study "
                     f"{name}' and fix the cause before starting again."
                 )
+
+
+def _restart(why: str, out: TextIO | None) -> None:
+    """Replace this process with a fresh run of the same command (same pid, arguments and
+    environment, plus a restart count)."""
+    print(why, file=out or sys.stdout, flush=True)
+    sys.stderr.flush()
+    os.environ["CIFAR10_RESTARTS"] = str(int(os.environ.get("CIFAR10_RESTARTS", 0)) + 1)
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def _others_may_fail(study: optuna.Study) -> bool:
