@@ -24,8 +24,10 @@ def _guarded(main: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
     def run(args: argparse.Namespace) -> int:
         STOP.clear()
         previous = signal.getsignal(signal.SIGINT)
+        previous_hook = sys.unraisablehook
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, _on_sigint)
+            sys.unraisablehook = _quiet_interrupts
         try:
             return main(args)
         except (UserError, TestSplitGuardError) as e:
@@ -40,8 +42,16 @@ def _guarded(main: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
         finally:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, previous)
+                sys.unraisablehook = previous_hook
 
     return run
+
+
+def _quiet_interrupts(unraisable) -> None:
+    """A Ctrl-C that lands where Python ignores exceptions (a weakref callback, a __del__)
+    needs no traceback: STOP is set and training stops at the next batch."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def _on_sigint(signum, frame) -> None:

@@ -293,3 +293,30 @@ def test_a_worker_does_not_grow_without_bound(tiny_data):
     assert restarts == sorted(restarts) and restarts[-1] >= 1, restarts
     assert "restarting it to free" in r.stdout
     assert r.stdout.count("results:") == 1  # one summary, after the last trial
+
+
+def test_an_interrupt_python_ignores_prints_no_traceback(capsys):
+    """Ctrl-C inside a weakref callback or __del__ is 'ignored' by Python, which would print a
+    traceback; the command's hook keeps quiet about it (STOP still stops training) but not
+    about other exceptions."""
+    import sys
+
+    from search.cli import _quiet_interrupts
+
+    class Raises:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def __del__(self):
+            raise self.exc
+
+    previous, sys.unraisablehook = sys.unraisablehook, _quiet_interrupts
+    try:
+        Raises(KeyboardInterrupt())
+        quiet = capsys.readouterr().err
+        Raises(ValueError("boom"))
+        loud = capsys.readouterr().err
+    finally:
+        sys.unraisablehook = previous
+    assert quiet == ""
+    assert "ValueError: boom" in loud
