@@ -528,14 +528,6 @@ def run_worker(
                 time.sleep(min(HEARTBEAT_S, 5))  # a running trial elsewhere may yet be lost
                 continue
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
-            rss = _rss_mb()
-            first_rss = rss if first_rss is None else first_rss
-            if recycle and rss - first_rss > RECYCLE_MB and remaining(study, Settings.of(study)):
-                _restart(
-                    f"{prefix}worker holds {rss:.0f} MB, {rss - first_rss:.0f} MB more than "
-                    "after its first trial: restarting it to free TensorFlow's graphs",
-                    out,
-                )
             last = mine[-1] if mine else None
             failed = last is not None and last.user_attrs.get("end") == "error"
             failures = failures + 1 if failed else 0
@@ -545,6 +537,14 @@ def run_worker(
                     f"worker {worker} stopped: {failures} trials in a row failed, the last with "
                     f"{detail}. Finished trials are kept; see 'cifar10-search status --study "
                     f"{name}' and fix the cause before starting again."
+                )
+            rss = _rss_mb()
+            first_rss = rss if first_rss is None else first_rss
+            if recycle and rss - first_rss > RECYCLE_MB and remaining(study, s) > 0:
+                _restart(
+                    f"{prefix}worker holds {rss:.0f} MB, {rss - first_rss:.0f} MB more than "
+                    "after its first trial: restarting it to free TensorFlow's graphs",
+                    out,
                 )
 
 
