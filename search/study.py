@@ -42,16 +42,35 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 MAX_FAILURES_IN_A_ROW = 5  # a worker whose trials keep raising stops instead of looping
 RESUMABLE = ("trials", "deadline", "epoch_budget")  # settings a resumed study may change
+
+
+def _env_number(name: str, default: int, kind: type = int) -> float:
+    """A positive number from the environment, or a clear error naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        what = "whole number" if kind is int else "number"
+        raise UserError(
+            f"{name}={raw!r} is not a positive {what}; unset it or give one like {default}."
+        )
+    return value
+
+
 # Database storages: a worker's running trial shows it is alive every HEARTBEAT_S seconds; one
 # silent for GRACE_S is failed and its parameters tried once more. Environment overrides exist
 # for tests and for clusters with slow shared disks.
-HEARTBEAT_S = int(os.environ.get("CIFAR10_HEARTBEAT_S", 20))
+HEARTBEAT_S = _env_number("CIFAR10_HEARTBEAT_S", 20)
+GRACE_S = _env_number("CIFAR10_GRACE_S", 90)
 # TensorFlow keeps every traced train/test step graph of a process alive, clear_session or not
 # (about 20 MB a trial here: tensorflow/tensorflow#61791), so a command-line worker whose
 # resident memory has grown this much since its first trial replaces itself with a fresh
 # process (os.execv, same pid and arguments) between trials. The study is resumed, not lost.
-RECYCLE_MB = float(os.environ.get("CIFAR10_RECYCLE_MB", 200))
-GRACE_S = int(os.environ.get("CIFAR10_GRACE_S", 90))
+RECYCLE_MB = _env_number("CIFAR10_RECYCLE_MB", 200, float)
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say what failed
 

@@ -320,3 +320,13 @@ def test_an_interrupt_python_ignores_prints_no_traceback(capsys):
         sys.unraisablehook = previous
     assert quiet == ""
     assert "ValueError: boom" in loud
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5"])
+def test_a_bad_worker_setting_in_the_environment_is_named(value):
+    r = run_script(
+        "-m", "search.cli", "status", "--study", "none", env={"CIFAR10_RECYCLE_MB": value}
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"CIFAR10_RECYCLE_MB={value!r} is not a positive number" in r.stderr
+    assert "Traceback" not in r.stderr
