@@ -374,3 +374,10 @@ def train_val(source: Source, *, val_size: int, train_size: int | None, split_se
     x, y = load_train(source)
     tr, va = stratified_split(y, val_size=val_size, train_size=train_size, seed=split_seed)
     return Split(x[tr], y[tr], x[va], y[va])
+
+
+def split_for(config, source: Source) -> Split:
+    """The train/validation split a config names: its sizes and its split seed."""
+    return train_val(
+        source, val_size=config.val_size, train_size=config.train_size, split_seed=config.split_seed
+    )

@@ -19,7 +19,7 @@ import keras_tuner as kt
 import optuna
 from optuna.trial import TrialState
 
-from search.data import Source, train_val
+from search.data import Source, split_for
 from search.space import Space
 from search.study import Objective, Settings, progress_line, remaining, study_dir
 
@@ -136,12 +136,7 @@ def run_kerastuner(
     study: optuna.Study, settings: Settings, source: Source, *, out: TextIO | None = None
 ) -> None:
     """Run a KerasTuner search over the study's space until its target is reached."""
-    split = train_val(
-        source,
-        val_size=settings.val_size,
-        train_size=settings.train_size,
-        split_seed=settings.base().split_seed,
-    )
+    split = split_for(settings.base(), source)
     objective = Objective(settings, split)
     hm = SpaceHyperModel(study, settings, objective, out or sys.stdout)
     common = dict(

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from search.config import Config
-from search.data import CLASSES, Source, load_test, results_root, train_val
+from search.data import CLASSES, Source, load_test, results_root, split_for
 from search.errors import UserError
 from search.provenance import provenance
 
@@ -76,9 +76,7 @@ def train_run(
     _check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
-    split = train_val(
-        source, val_size=config.val_size, train_size=config.train_size, split_seed=config.split_seed
-    )
+    split = split_for(config, source)
     keras.backend.clear_session()
     model = build_model(config, whiten_images=split.x_train)
     m = budget.measure(model)

@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 
 from search import STOP, budget
 from search.config import Config
-from search.data import Source, Split, results_root, search_guard, train_val
+from search.data import Source, Split, results_root, search_guard, split_for
 from search.errors import UserError
 from search.space import Space, parse_space
 
@@ -523,9 +523,7 @@ def run_worker(
 
             return run_kerastuner(study, s, source, out=out or sys.stdout)
         fail_dead_local_trials(study)  # left RUNNING by a worker killed before this one started
-        split = train_val(
-            source, val_size=s.val_size, train_size=s.train_size, split_seed=s.base().split_seed
-        )
+        split = split_for(s.base(), source)
         objective = Objective(s, split)
         prefix = f"[w{worker}] " if os.environ.get("CIFAR10_WORKERS", "1") != "1" else ""
 
