@@ -8,13 +8,17 @@ with several seeds. Output: the anytime curve (best complete trial so far agains
 epochs; mean and spread over seeds) as JSON and a plotly HTML, and for each method the epochs
 it needed to reach the final best of (c).
 
-Usage: ``python benchmarks/search_efficiency.py [--seeds 3] [--budget 48] [--epochs 6]``
+Usage: ``python benchmarks/search_efficiency.py [--seeds 3] [--budget 48] [--epochs 6]
+[--work DIR]`` (each method and seed runs in its own process; rerun with the same
+``--work`` to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -88,18 +92,35 @@ def main() -> None:
     p.add_argument("--train-size", type=int, default=5000)
     p.add_argument("--val-size", type=int, default=2000)
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--work", default=None, help="folder for the studies (default: a tmp folder)")
+    p.add_argument(
+        "--work",
+        default=None,
+        help="folder for the studies and finished curves; rerun with the same folder to resume "
+        "(default: a new tmp folder)",
+    )
+    p.add_argument("--one", nargs=2, metavar=("METHOD", "SEED"), help=argparse.SUPPRESS)
     a = p.parse_args()
-    os.environ["CIFAR10_RESULTS"] = a.work or tempfile.mkdtemp(prefix="efficiency-")
-    from search.data import resolve_source
+    work = Path(a.work or tempfile.mkdtemp(prefix="efficiency-")).resolve()
+    os.environ["CIFAR10_RESULTS"] = str(work)
+    if a.one:  # the child: one method and seed, its curve written for the parent
+        from search.data import resolve_source
 
-    source = resolve_source(a.data)
+        method, seed = a.one[0], int(a.one[1])
+        curve = run_one(method, seed, a, resolve_source(a.data))
+        (work / f"{method}-s{seed}.curve.json").write_text(json.dumps(curve))
+        return
     curves: dict[str, list] = {}
     t0 = time.perf_counter()
     for seed in range(a.seeds):
         for method in a.methods.split(","):
+            done = work / f"{method}-s{seed}.curve.json"
             t = time.perf_counter()
-            curve = run_one(method, seed, a, source)
+            if not done.exists():
+                # One process per run: TensorFlow keeps every trial's graphs alive
+                # (tensorflow#61791), so a single process would grow by gigabytes.
+                argv = [sys.executable, __file__, *sys.argv[1:], "--work", str(work)]
+                subprocess.run([*argv, "--one", method, str(seed)], check=True)
+            curve = [tuple(x) for x in json.loads(done.read_text())]
             curves.setdefault(method, []).append(curve)
             print(
                 f"{method} seed {seed}: best {curve[-1][1]:.4f} after {curve[-1][0]} epochs "

@@ -121,6 +121,13 @@ class SpaceHyperModel(kt.HyperModel):
         print(progress_line(self.study, frozen), file=self.out, flush=True)
 
 
+def tuner_seed(seed: int) -> int:
+    """KerasTuner's seed for a study seed. Its oracle treats 0 as "unseeded" (a random seed)
+    and draws the k-th sampled value from ``random.Random(seed + k)``, so nearby seeds replay
+    each other's values shifted by one: space the streams far apart, and never pass 0."""
+    return 1 + seed * 1_000_003
+
+
 def _predeclared(tuner_class: type) -> type:
     """The tuner, minus its start-up builds that discover conditional hyperparameters: ours
     are all declared up front, and every build here is a real, recorded trial."""
@@ -145,7 +152,7 @@ def run_kerastuner(
         hyperparameters=hyperparameters(objective.space),
         tune_new_entries=False,
         allow_new_entries=False,
-        seed=settings.seed,
+        seed=tuner_seed(settings.seed),
         directory=str(study_dir(study.study_name) / "kerastuner"),
         project_name=settings.tuner,
         overwrite=False,
