@@ -88,3 +88,4 @@ def test_seed_preset_is_the_historical_model():
     )
     assert c.aug["flip"] and c.aug["translate"] == pytest.approx(0.1)  # shifts and flips only
     assert c.aug["rotate"] == 0 and c.aug["cutout"] == 0
+    assert (c.batch_size, c.schedule) == (32, "constant")  # Keras' fit default, no decay
