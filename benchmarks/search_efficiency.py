@@ -106,25 +106,28 @@ def main() -> None:
         from search.data import resolve_source
 
         method, seed = a.one[0], int(a.one[1])
+        t = time.perf_counter()
         curve = run_one(method, seed, a, resolve_source(a.data))
-        (work / f"{method}-s{seed}.curve.json").write_text(json.dumps(curve))
+        run = {"curve": curve, "seconds": time.perf_counter() - t}
+        (work / f"{method}-s{seed}.curve.json").write_text(json.dumps(run))
         return
     curves: dict[str, list] = {}
-    t0 = time.perf_counter()
+    seconds: dict[str, list] = {}  # each run's own wall time, also for runs resumed from --work
     for seed in range(a.seeds):
         for method in a.methods.split(","):
             done = work / f"{method}-s{seed}.curve.json"
-            t = time.perf_counter()
             if not done.exists():
                 # One process per run: TensorFlow keeps every trial's graphs alive
                 # (tensorflow#61791), so a single process would grow by gigabytes.
                 argv = [sys.executable, __file__, *sys.argv[1:], "--work", str(work)]
                 subprocess.run([*argv, "--one", method, str(seed)], check=True)
-            curve = [tuple(x) for x in json.loads(done.read_text())]
+            run = json.loads(done.read_text())
+            curve = [tuple(x) for x in run["curve"]]
             curves.setdefault(method, []).append(curve)
+            seconds.setdefault(method, []).append(run["seconds"])
             print(
                 f"{method} seed {seed}: best {curve[-1][1]:.4f} after {curve[-1][0]} epochs "
-                f"({time.perf_counter() - t:.0f}s)",
+                f"({run['seconds']:.0f}s)",
                 flush=True,
             )
     grid = list(range(0, a.budget + a.epochs + 1))
@@ -142,6 +145,7 @@ def main() -> None:
             "anytime_min": np.nanmin(mat, axis=0).tolist(),
             "anytime_max": np.nanmax(mat, axis=0).tolist(),
             "epochs_to_reach_final_best_of_c": reach,
+            "wall_seconds": seconds[method],
             "curves": cs,
         }
     figures = {
@@ -156,7 +160,7 @@ def main() -> None:
         "epochs_grid": grid,
         "final_best_of_c_mean": c_final,
         "methods": summary,
-        "wall_seconds": time.perf_counter() - t0,
+        "wall_seconds": sum(sum(v) for v in seconds.values()),
     }
     path = write("search_efficiency", figures)
     plot(figures, path.with_suffix(".html"))
