@@ -45,7 +45,9 @@ class Config:
     dense_units: int = 256  # seed_cnn's hidden dense layer; 0: none
     dense_dropout: float = 0.5
     bn_momentum: float = 0.9  # Keras' 0.99 is too slow for short trials (DESIGN.md, traps)
+    bn_eps: float = 1e-3  # BatchNorm epsilon: Keras' default; airbench uses 1e-12
     whiten: bool = False  # first conv initialised from the patch whitening of the data (fast)
+    dirac: bool = False  # 3x3 convs start as the identity on their first c_in filters (airbench)
     logit_scale: float = 1.0  # multiply the logits (airbench uses 1/9)
 
     # --- augmentation: one strength knob, each transform overridable ----------------------
@@ -96,6 +98,7 @@ class Config:
         for name in ("aug_strength", "warmup", "momentum", "bn_momentum"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         _check_range("ema", self.ema, 0.0, 0.99999)
+        _check_range("bn_eps", self.bn_eps, 1e-15, 1.0)
         _check_range("learning_rate", self.learning_rate, 1e-8, 100.0)
         _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         _check_range("logit_scale", self.logit_scale, 1e-3, 1e3)

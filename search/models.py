@@ -44,7 +44,9 @@ def _conv(x, width: int, *, kernel: int = 3, strides: int = 1, name: str, init="
 
 
 def _bn(x, config: Config, *, name: str, scale: bool = True):
-    return keras.layers.BatchNormalization(momentum=config.bn_momentum, scale=scale, name=name)(x)
+    return keras.layers.BatchNormalization(
+        momentum=config.bn_momentum, epsilon=config.bn_eps, scale=scale, name=name
+    )(x)
 
 
 def _act(x, config: Config, *, name: str):
@@ -152,7 +154,23 @@ def build_model(config: Config, *, whiten_images: np.ndarray | None = None) -> k
     model = keras.Model(inputs, x, name=config.family)
     if config.whiten and whiten_images is not None:
         init_whitening(model.get_layer("whiten"), whiten_images)
+    if config.dirac:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3):
+                init_dirac(layer)
     return model
+
+
+def init_dirac(layer: keras.layers.Conv2D) -> None:
+    """airbench's partial identity init: the first ``c_in`` filters of a 3x3 conv pass their
+    input channel through unchanged (a 1 at the centre tap, 0 elsewhere); the rest keep their
+    random initialisation. Plain weights, so the saved model needs nothing of this package."""
+    kernel = np.array(layer.kernel.numpy())
+    c_in, c_out = kernel.shape[2], kernel.shape[3]
+    n = min(c_in, c_out)
+    kernel[:, :, :, :n] = 0.0
+    kernel[1, 1, np.arange(n), np.arange(n)] = 1.0
+    layer.kernel.assign(kernel)
 
 
 def init_whitening(layer: keras.layers.Conv2D, images: np.ndarray, eps: float = 5e-4) -> None:

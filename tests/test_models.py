@@ -114,3 +114,21 @@ def test_translation_shifts_whole_pixels_without_blur():
     y = np.asarray(aug(x, training=True))
     assert not np.array_equal(y, x)
     assert np.isin(y, x).all()  # every output pixel is an input pixel: no interpolation
+
+
+def test_dirac_init_makes_the_first_filters_the_identity():
+    config = PRESETS["fast"].replace(width1=16, width2=32, width3=32, dirac=True, whiten=False)
+    conv = build_model(config).get_layer("s2_conv1")  # 16 channels in, 32 out
+    k = conv.kernel.numpy()
+    identity = np.zeros((3, 3, 16, 16), np.float32)
+    identity[1, 1, range(16), range(16)] = 1.0
+    np.testing.assert_array_equal(k[:, :, :, :16], identity)
+    assert np.abs(k[:, :, :, 16:]).min() > 0  # the other filters keep their random init
+    plain = build_model(config.replace(dirac=False)).get_layer("s2_conv1").kernel.numpy()
+    assert np.abs(plain[:, :, :, :16] - identity).max() > 0.1
+
+
+def test_batchnorm_epsilon_comes_from_the_config():
+    model = build_model(PRESETS["fast"].replace(bn_eps=1e-12, whiten=False))
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and {layer.epsilon for layer in bns} == {1e-12}
