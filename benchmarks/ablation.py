@@ -35,7 +35,7 @@ VARIANTS = {
         {"ema": 0.99, "lookahead": False},
     ),
     "cutout on": ("cutout 0 -> 0.5 (the preset runs without)", {"cutout": 0.5}),
-    "dirac init on": ("3x3 convs start as a partial identity (airbench)", {"dirac": True}),
+    "dirac init off": ("3x3 convs randomly initialised, no partial identity", {"dirac": False}),
     "BatchNorm eps 1e-12": ("airbench's epsilon instead of Keras' 1e-3", {"bn_eps": 1e-12}),
 }
 

@@ -249,6 +249,7 @@ PRESETS: dict[str, Config] = {
         dense_dropout=0.0,
         bn_momentum=0.6,
         whiten=True,
+        dirac=True,  # 20k images, 4 epochs: val 0.734 against 0.631 without (ablation.json)
         logit_scale=1 / 9,
         activation="gelu",
         # airbench's SGD in Keras terms: its lr 11.5 per 1024 examples on a summed loss is
