@@ -102,13 +102,20 @@ def main() -> None:
     a = p.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="efficiency-")).resolve()
     os.environ["CIFAR10_RESULTS"] = str(work)
+    task = {
+        "space": Path(a.space).name,
+        "train_images": a.train_size,
+        "val_images": a.val_size,
+        "epochs_per_trial": a.epochs,
+        "epoch_budget": a.budget,
+    }
     if a.one:  # the child: one method and seed, its curve written for the parent
         from search.data import resolve_source
 
         method, seed = a.one[0], int(a.one[1])
         t = time.perf_counter()
         curve = run_one(method, seed, a, resolve_source(a.data))
-        run = {"curve": curve, "seconds": time.perf_counter() - t}
+        run = {"task": task, "curve": curve, "seconds": time.perf_counter() - t}
         (work / f"{method}-s{seed}.curve.json").write_text(json.dumps(run))
         return
     curves: dict[str, list] = {}
@@ -122,6 +129,11 @@ def main() -> None:
                 argv = [sys.executable, __file__, *sys.argv[1:], "--work", str(work)]
                 subprocess.run([*argv, "--one", method, str(seed)], check=True)
             run = json.loads(done.read_text())
+            if run.get("task") != task:  # a folder made for another task: never mix curves
+                sys.exit(
+                    f"{done} was measured for task {run.get('task')}, not {task}; "
+                    "give these options a new --work folder (finished runs there are kept)."
+                )
             curve = [tuple(x) for x in run["curve"]]
             curves.setdefault(method, []).append(curve)
             seconds.setdefault(method, []).append(run["seconds"])
@@ -149,14 +161,7 @@ def main() -> None:
             "curves": cs,
         }
     figures = {
-        "task": {
-            "space": Path(a.space).name,
-            "train_images": a.train_size,
-            "val_images": a.val_size,
-            "epochs_per_trial": a.epochs,
-            "epoch_budget": a.budget,
-            "seeds": a.seeds,
-        },
+        "task": {**task, "seeds": a.seeds},
         "epochs_grid": grid,
         "final_best_of_c_mean": c_final,
         "methods": summary,
