@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.config import Config
 from search.errors import DataError, TestSplitGuardError
 
 CLASSES = (
@@ -376,7 +377,7 @@ def train_val(source: Source, *, val_size: int, train_size: int | None, split_se
     return Split(x[tr], y[tr], x[va], y[va])
 
 
-def split_for(config, source: Source) -> Split:
+def split_for(config: Config, source: Source) -> Split:
     """The train/validation split a config names: its sizes and its split seed."""
     return train_val(
         source, val_size=config.val_size, train_size=config.train_size, split_seed=config.split_seed
