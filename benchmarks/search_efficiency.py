@@ -129,9 +129,10 @@ def main() -> None:
                 argv = [sys.executable, __file__, *sys.argv[1:], "--work", str(work)]
                 subprocess.run([*argv, "--one", method, str(seed)], check=True)
             run = json.loads(done.read_text())
-            if run.get("task") != task:  # a folder made for another task: never mix curves
+            measured = run.get("task") if isinstance(run, dict) else None  # None: older file
+            if measured != task:  # a folder made for another task: never mix curves
                 sys.exit(
-                    f"{done} was measured for task {run.get('task')}, not {task}; "
+                    f"{done} was measured for task {measured}, not {task}; "
                     "give these options a new --work folder (finished runs there are kept)."
                 )
             curve = [tuple(x) for x in run["curve"]]

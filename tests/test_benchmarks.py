@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import run_script
 
+OTHER_TASK = {"space": "seed.toml", "train_images": 9, "val_images": 9, "epochs_per_trial": 1}
 
-def test_search_efficiency_refuses_a_work_folder_from_another_task(tmp_path):
+
+@pytest.mark.parametrize(
+    "content",
+    [{"task": OTHER_TASK, "curve": [[1, 0.5]], "seconds": 1.0}, [[1, 0.5]]],
+    ids=["another task", "older file without a task"],
+)
+def test_search_efficiency_refuses_a_work_folder_from_another_task(tmp_path, content):
     finished = tmp_path / "a_tpe_hyperband-s0.curve.json"
-    other = {"space": "seed.toml", "train_images": 9, "val_images": 9, "epochs_per_trial": 1}
-    finished.write_text(json.dumps({"task": other, "curve": [[1, 0.5]], "seconds": 1.0}))
+    finished.write_text(json.dumps(content))
     r = run_script(
         "benchmarks/search_efficiency.py", "--seeds", "1", "--methods", "a_tpe_hyperband",
         "--work", str(tmp_path),
