@@ -219,9 +219,10 @@ def test_parser() -> argparse.ArgumentParser:
         dest="tta",
         action="store_true",
         default=None,
-        help="also report flip test-time augmentation",
+        help="also report test-time augmentation: flip, and flip plus 1-pixel shifts "
+        "(default: what the run's config names)",
     )
-    tta.add_argument("--no-tta", dest="tta", action="store_false")
+    tta.add_argument("--no-tta", dest="tta", action="store_false", help="plain accuracy only")
     return p
 
 
@@ -236,7 +237,7 @@ def test_command(args: argparse.Namespace) -> int:
         if args.run:
             raise UserError("give --study NAME or --run DIR, not both.")
         runs = final.seed_runs(args.study)
-        result = final.evaluate_final(args.study, _source_of(runs[0], args.data), tta_flip=args.tta)
+        result = final.evaluate_final(args.study, _source_of(runs[0], args.data), tta=args.tta)
         print(final.describe(result))
         print(f"wrote {final.final_dir(args.study) / 'test_metrics.json'}")
         return 0
@@ -248,11 +249,16 @@ def test_command(args: argparse.Namespace) -> int:
         )
     if not (run / "model.keras").exists():
         raise UserError(f"{run} holds no model.keras; is it a finished run folder?")
-    r = evaluate_run(run, _source_of(run, args.data), tta_flip=args.tta)
+    r = evaluate_run(run, _source_of(run, args.data), tta=args.tta)
     print(f"run {run} (test evaluation number {r['test_evaluations']})")
     print(
         f"test accuracy {r['accuracy']:.4f}"
         + (f"  (flip TTA {r['accuracy_tta_flip']:.4f})" if r["accuracy_tta_flip"] else "")
+        + (
+            f"  (flip+shift TTA {r['accuracy_tta_flip_shift']:.4f})"
+            if r["accuracy_tta_flip_shift"]
+            else ""
+        )
     )
     for c, a in r["per_class_accuracy"].items():
         print(f"  {c:<11} {a:.4f}")

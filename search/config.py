@@ -76,6 +76,7 @@ class Config:
 
     # --- evaluation -----------------------------------------------------------------------
     tta_flip: bool = False  # average the logits of the image and its mirror at evaluation
+    tta_shift: bool = False  # also average copies shifted 1 pixel each way (airbench level 2)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -272,6 +273,7 @@ PRESETS: dict[str, Config] = {
         rotate=0.0,
         cutout=0.0,
         tta_flip=True,
+        tta_shift=True,
     ),
 }
 

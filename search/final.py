@@ -146,10 +146,10 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
 
 
-def evaluate_final(name: str, source: Source, *, tta_flip: bool | None = None) -> dict:
+def evaluate_final(name: str, source: Source, *, tta: bool | None = None) -> dict:
     """Evaluate every retrained seed once on the test images and write the summary."""
     runs = seed_runs(name)
-    per_seed = [evaluate_run(run, source, tta_flip=tta_flip) for run in runs]
+    per_seed = [evaluate_run(run, source, tta=tta) for run in runs]
     plan = json.loads((final_dir(name) / "retrain.json").read_text())
     first = per_seed[0]
     out = final_dir(name)
@@ -158,7 +158,8 @@ def evaluate_final(name: str, source: Source, *, tta_flip: bool | None = None) -
     if previous.exists():
         evaluations += int(json.loads(previous.read_text()).get("test_evaluations", 0))
     cm = np.sum([np.array(r["confusion_matrix"]) for r in per_seed], axis=0)
-    tta = [r["accuracy_tta_flip"] for r in per_seed if r["accuracy_tta_flip"] is not None]
+    flip = [r["accuracy_tta_flip"] for r in per_seed if r["accuracy_tta_flip"] is not None]
+    shift = [r["accuracy_tta_flip_shift"] for r in per_seed if r["accuracy_tta_flip_shift"]]
     result = {
         "study": name,
         "trial": plan["trial"],
@@ -167,7 +168,8 @@ def evaluate_final(name: str, source: Source, *, tta_flip: bool | None = None) -
         "epochs": plan["epochs"],
         "accuracy": _mean_std([r["accuracy"] for r in per_seed]),
         "accuracy_per_seed": [r["accuracy"] for r in per_seed],
-        "accuracy_tta_flip": _mean_std(tta) if tta else None,
+        "accuracy_tta_flip": _mean_std(flip) if flip else None,
+        "accuracy_tta_flip_shift": _mean_std(shift) if shift else None,
         "per_class_accuracy": {
             c: float(np.mean([r["per_class_accuracy"][c] for r in per_seed])) for c in CLASSES
         },
@@ -201,12 +203,13 @@ def describe(result: dict) -> str:
         f"test accuracy {acc['mean']:.4f}"
         + (f" +- {acc['std']:.4f}" if len(result["seeds"]) > 1 else ""),
     ]
-    if result["accuracy_tta_flip"]:
-        t = result["accuracy_tta_flip"]
-        lines.append(
-            f"with flip TTA  {t['mean']:.4f}"
-            + (f" +- {t['std']:.4f}" if len(result["seeds"]) > 1 else "")
-        )
+    for key, label in (("accuracy_tta_flip", "flip"), ("accuracy_tta_flip_shift", "flip+shift")):
+        if result.get(key):
+            t = result[key]
+            lines.append(
+                f"with {label} TTA  {t['mean']:.4f}"
+                + (f" +- {t['std']:.4f}" if len(result["seeds"]) > 1 else "")
+            )
     lines += [f"  {c:<11} {a:.4f}" for c, a in result["per_class_accuracy"].items()]
     lines.append(
         f"parameters {result['params']:,}  latency p50 {result['latency_p50_ms']:.2f} ms  "

@@ -117,8 +117,12 @@ def train_run(
     return info
 
 
-def evaluate_run(run: Path, source: Source, *, tta_flip: bool | None = None) -> dict:
-    """Evaluate ``run/model.keras`` once on the 10,000 test images and write the metrics."""
+def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
+    """Evaluate ``run/model.keras`` once on the 10,000 test images and write the metrics.
+
+    Besides the plain accuracy: flip TTA when the config's ``tta_flip`` is set, flip plus
+    one-pixel shifts when its ``tta_shift`` is; ``tta`` True reports both, False neither.
+    """
     import keras
 
     from search import budget
@@ -127,10 +131,13 @@ def evaluate_run(run: Path, source: Source, *, tta_flip: bool | None = None) -> 
     config = Config.from_json(run / "config.json")
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     x, y = load_test(source)
-    tta = config.tta_flip if tta_flip is None else tta_flip
+    flip = config.tta_flip if tta is None else tta
+    shift = config.tta_shift if tta is None else tta
     metrics = {"plain": _scores(evaluate(model, x), y)}
-    if tta:
+    if flip:
         metrics["tta_flip"] = _scores(evaluate(model, x, tta_flip=True), y)
+    if shift:
+        metrics["tta_flip_shift"] = _scores(evaluate(model, x, tta_flip=True, tta_shift=True), y)
     m = budget.measure(model)
     previous = run / "test_metrics.json"
     evaluations = 1
@@ -140,6 +147,7 @@ def evaluate_run(run: Path, source: Source, *, tta_flip: bool | None = None) -> 
         "run": str(run),
         "accuracy": metrics["plain"]["accuracy"],
         "accuracy_tta_flip": metrics.get("tta_flip", {}).get("accuracy"),
+        "accuracy_tta_flip_shift": metrics.get("tta_flip_shift", {}).get("accuracy"),
         "per_class_accuracy": metrics["plain"]["per_class_accuracy"],
         "confusion_matrix": metrics["plain"]["confusion_matrix"],
         "per_class_accuracy_tta_flip": metrics.get("tta_flip", {}).get("per_class_accuracy"),

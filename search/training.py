@@ -348,11 +348,32 @@ def fit(
 
 
 def evaluate(
-    model: keras.Model, x: np.ndarray, *, tta_flip: bool = False, batch_size: int = 500
+    model: keras.Model,
+    x: np.ndarray,
+    *,
+    tta_flip: bool = False,
+    tta_shift: bool = False,
+    batch_size: int = 500,
 ) -> np.ndarray:
-    """Logits of ``model`` on ``x`` in inference mode; with ``tta_flip``, the mean of the
-    logits of each image and its mirror image."""
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
-    if tta_flip:
-        logits = (logits + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    """Logits of ``model`` on ``x`` in inference mode.
+
+    With ``tta_flip``, the mean of the logits of each image and its mirror image. With
+    ``tta_shift`` as well, airbench's level-2 test-time augmentation: half of that, half the
+    mean over two copies shifted one pixel up-left and down-right (reflect-padded), each
+    treated the same way.
+    """
+
+    def views(images: np.ndarray) -> np.ndarray:
+        logits = model.predict(images, batch_size=batch_size, verbose=0)
+        if tta_flip:
+            flipped = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
+            logits = (logits + flipped) / 2
+        return logits
+
+    logits = views(x)
+    if tta_shift:
+        h, w = x.shape[1:3]
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        shifted = (views(padded[:, :h, :w]) + views(padded[:, 2 : h + 2, 2 : w + 2])) / 2
+        logits = (logits + shifted) / 2
     return logits

@@ -187,3 +187,32 @@ def test_lookahead_runs_and_ends_on_its_slow_weights():
     assert np.allclose(np.array(model.weights[0]), w0 + (1 - decay), atol=1e-6)
     cb.on_train_end()
     assert np.allclose(np.array(model.weights[0]), cb.slow[0])
+
+
+def _linear_model(seed=0):
+    """A position-sensitive model: logits are a fixed linear map of every pixel."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+
+
+def test_tta_averages_mirror_and_one_pixel_shifts_as_airbench_does():
+    from search.training import evaluate
+
+    model = _linear_model()
+    x = np.random.default_rng(0).uniform(0, 1, (5, 4, 4, 1)).astype("float32")
+    w, b = (np.array(v) for v in model.layers[-1].weights)
+
+    def f(images):
+        return images.reshape(len(images), -1) @ w + b
+
+    def flip_mean(images):
+        return (f(images) + f(images[:, :, ::-1])) / 2
+
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    up_left, down_right = padded[:, :4, :4], padded[:, 2:, 2:]
+    expected = 0.5 * flip_mean(x) + 0.25 * (flip_mean(up_left) + flip_mean(down_right))
+    assert np.allclose(evaluate(model, x), f(x), atol=1e-5)
+    assert np.allclose(evaluate(model, x, tta_flip=True), flip_mean(x), atol=1e-5)
+    got = evaluate(model, x, tta_flip=True, tta_shift=True)
+    assert np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, flip_mean(x), atol=1e-3)  # the shifts do change the logits
