@@ -84,3 +84,25 @@ def test_train_refuses_to_overwrite_a_finished_run(tmp_path):
     )
     assert r.returncode == 2 and "holds a finished run" in r.stderr
     assert (run / "model.keras").read_text() == "precious"
+
+
+def test_committed_reference_model_stands_alone(real_zip):
+    """results/reference/ ships a trained model, as the historical project did: it loads in
+    safe mode, keeps to the budgets, and is the trained one (it knows its training images)."""
+    import keras
+    from conftest import REPO
+
+    from search.config import Config
+    from search.data import resolve_source, train_val
+
+    run = REPO / "results/reference/fast-dirac-12"
+    assert (run / "model.keras").stat().st_size < 5_000_000
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    assert model.count_params() < 1_000_000
+    config = Config.from_json(run / "config.json")
+    assert config.val_size == 0 and config.epochs <= 12
+    split = train_val(resolve_source(real_zip), val_size=1000, train_size=1000, split_seed=3)
+    acc = (model.predict(split.x_train, verbose=0).argmax(1) == split.y_train).mean()
+    assert acc > 0.85, acc
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert metrics["accuracy"] > 0.85 and metrics["test_images"] == 10_000
