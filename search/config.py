@@ -63,6 +63,7 @@ class Config:
     momentum: float = 0.9  # sgd and rmsprop
     nesterov: bool = True  # sgd
     weight_decay: float = 0.0  # decoupled, as Keras applies it
+    decay_offsets: bool = False  # decay BatchNorm offsets and biases too (airbench); else kernels
     label_smoothing: float = 0.0
     batch_size: int = 32  # Keras' fit default; the seed CNN learns far faster per epoch at 32
     epochs: int = 10

@@ -91,7 +91,7 @@ def make_optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimiz
         "adam": lambda: keras.optimizers.Adam(**common),
         "adamw": lambda: keras.optimizers.AdamW(**{**common, "weight_decay": config.weight_decay}),
     }[config.optimizer]()
-    if config.weight_decay:
+    if config.weight_decay and not config.decay_offsets:
         opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     if config.bias_lr_scale != 1.0:
         _scale_offset_lr(opt, config.bias_lr_scale)

@@ -216,3 +216,39 @@ def test_tta_averages_mirror_and_one_pixel_shifts_as_airbench_does():
     got = evaluate(model, x, tta_flip=True, tta_shift=True)
     assert np.allclose(got, expected, atol=1e-5)
     assert not np.allclose(got, flip_mean(x), atol=1e-3)  # the shifts do change the logits
+
+
+def test_weight_decay_reaches_batchnorm_offsets_only_with_decay_offsets():
+    c = TINY.replace(
+        optimizer="sgd",
+        momentum=0.0,
+        learning_rate=0.01,
+        epochs=1,
+        batch_size=64,
+        aug_strength=0.0,
+        dropout1=0.0,
+        dropout2=0.0,
+        dropout3=0.0,
+        dense_dropout=0.0,
+    )
+    x, y, xv, yv = make_arrays(64, 10)
+
+    def step(config):
+        model = build_model(config)
+        for w in model.trainable_weights:
+            if w.path.endswith("beta"):
+                w.assign(np.ones(w.shape))  # decay of a zero offset would be invisible
+        before = {w.path: np.array(w) for w in model.trainable_weights}
+        train(model, config, Split(x, y, xv, yv), verbose=False)
+        return before, {w.path: np.array(w) - before[w.path] for w in model.trainable_weights}
+
+    before, plain = step(c)
+    _, kernels_only = step(c.replace(weight_decay=0.5))
+    _, everything = step(c.replace(weight_decay=0.5, decay_offsets=True))
+    beta, kernel = "s1_bn1/beta", "s1_conv1/kernel"
+    decay = -0.01 * 0.5 * before[beta]
+    assert np.allclose(kernels_only[beta], plain[beta], atol=1e-6)
+    assert np.allclose(everything[beta], plain[beta] + decay, atol=1e-5)
+    for d in (kernels_only, everything):
+        expected = plain[kernel] - 0.01 * 0.5 * before[kernel]
+        assert np.allclose(d[kernel], expected, atol=1e-5)
