@@ -37,9 +37,9 @@ VARIANTS = {
     "cutout on": ("cutout 0 -> 0.5 (the preset runs without)", {"cutout": 0.5}),
     "dirac init off": ("3x3 convs randomly initialised, no partial identity", {"dirac": False}),
     "BatchNorm eps 1e-12": ("airbench's epsilon instead of Keras' 1e-3", {"bn_eps": 1e-12}),
-    "offset weight decay on": (
-        "weight decay on BatchNorm offsets and biases too, as airbench",
-        {"decay_offsets": True},
+    "offset weight decay off": (
+        "weight decay on kernels only, BatchNorm offsets and biases exempt",
+        {"decay_offsets": False},
     ),
 }
 

@@ -263,6 +263,9 @@ PRESETS: dict[str, Config] = {
         momentum=0.85,
         nesterov=True,
         weight_decay=0.0089,
+        # offsets and biases decay too, as in airbench: 45k images, 12 epochs, validation
+        # 0.8800 against 0.8642 without (flip+shift TTA 0.8914 / 0.8794)
+        decay_offsets=True,
         label_smoothing=0.2,
         batch_size=1024,
         epochs=10,
