@@ -149,19 +149,23 @@ def _one_step_deltas(config):
     return {w.path: np.array(w) - before[w.path] for w in model.trainable_weights}
 
 
+# one plain SGD step on a fixed batch: no momentum, augmentation or dropout
+ONE_STEP = TINY.replace(
+    optimizer="sgd",
+    momentum=0.0,
+    learning_rate=0.01,
+    epochs=1,
+    batch_size=64,
+    aug_strength=0.0,
+    dropout1=0.0,
+    dropout2=0.0,
+    dropout3=0.0,
+    dense_dropout=0.0,
+)
+
+
 def test_bias_lr_scale_multiplies_the_step_of_batchnorm_offsets_only():
-    c = TINY.replace(
-        optimizer="sgd",
-        momentum=0.0,
-        learning_rate=0.01,
-        epochs=1,
-        batch_size=64,
-        aug_strength=0.0,
-        dropout1=0.0,
-        dropout2=0.0,
-        dropout3=0.0,
-        dense_dropout=0.0,
-    )
+    c = ONE_STEP
     plain = _one_step_deltas(c)
     scaled = _one_step_deltas(c.replace(bias_lr_scale=8.0))
     beta = "s1_bn1/beta"
@@ -219,18 +223,7 @@ def test_tta_averages_mirror_and_one_pixel_shifts_as_airbench_does():
 
 
 def test_weight_decay_reaches_batchnorm_offsets_only_with_decay_offsets():
-    c = TINY.replace(
-        optimizer="sgd",
-        momentum=0.0,
-        learning_rate=0.01,
-        epochs=1,
-        batch_size=64,
-        aug_strength=0.0,
-        dropout1=0.0,
-        dropout2=0.0,
-        dropout3=0.0,
-        dense_dropout=0.0,
-    )
+    c = ONE_STEP
     x, y, xv, yv = make_arrays(64, 10)
 
     def step(config):
