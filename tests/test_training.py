@@ -140,13 +140,18 @@ def test_backup_resumes_after_the_last_finished_epoch(tmp_path):
     assert [row["epoch"] for row in read_history(tmp_path / "h.csv")] == [1, 2, 3, 4]
 
 
-def _one_step_deltas(config):
-    """Change of every weight over one SGD step on the same batch."""
+def _one_step(config, *, beta: float | None = None):
+    """Every weight before one SGD step on the same batch, and its change over that step;
+    ``beta`` sets the BatchNorm offsets first."""
     x, y, xv, yv = make_arrays(64, 10)
     model = build_model(config)
+    if beta is not None:
+        for w in model.trainable_weights:
+            if w.path.endswith("beta"):
+                w.assign(np.full(w.shape, beta))
     before = {w.path: np.array(w) for w in model.trainable_weights}
     train(model, config, Split(x, y, xv, yv), verbose=False)
-    return {w.path: np.array(w) - before[w.path] for w in model.trainable_weights}
+    return before, {w.path: np.array(w) - before[w.path] for w in model.trainable_weights}
 
 
 # one plain SGD step on a fixed batch: no momentum, augmentation or dropout
@@ -166,8 +171,8 @@ ONE_STEP = TINY.replace(
 
 def test_bias_lr_scale_multiplies_the_step_of_batchnorm_offsets_only():
     c = ONE_STEP
-    plain = _one_step_deltas(c)
-    scaled = _one_step_deltas(c.replace(bias_lr_scale=8.0))
+    _, plain = _one_step(c)
+    _, scaled = _one_step(c.replace(bias_lr_scale=8.0))
     beta = "s1_bn1/beta"
     assert np.allclose(scaled[beta], 8.0 * plain[beta], rtol=1e-3, atol=1e-7)
     assert np.abs(plain[beta]).max() > 0
@@ -224,20 +229,10 @@ def test_tta_averages_mirror_and_one_pixel_shifts_as_airbench_does():
 
 def test_weight_decay_reaches_batchnorm_offsets_only_with_decay_offsets():
     c = ONE_STEP
-    x, y, xv, yv = make_arrays(64, 10)
-
-    def step(config):
-        model = build_model(config)
-        for w in model.trainable_weights:
-            if w.path.endswith("beta"):
-                w.assign(np.ones(w.shape))  # decay of a zero offset would be invisible
-        before = {w.path: np.array(w) for w in model.trainable_weights}
-        train(model, config, Split(x, y, xv, yv), verbose=False)
-        return before, {w.path: np.array(w) - before[w.path] for w in model.trainable_weights}
-
-    before, plain = step(c)
-    _, kernels_only = step(c.replace(weight_decay=0.5))
-    _, everything = step(c.replace(weight_decay=0.5, decay_offsets=True))
+    # offsets start at 1: the decay of a zero offset would be invisible
+    before, plain = _one_step(c, beta=1.0)
+    _, kernels_only = _one_step(c.replace(weight_decay=0.5), beta=1.0)
+    _, everything = _one_step(c.replace(weight_decay=0.5, decay_offsets=True), beta=1.0)
     beta, kernel = "s1_bn1/beta", "s1_conv1/kernel"
     decay = -0.01 * 0.5 * before[beta]
     assert np.allclose(kernels_only[beta], plain[beta], atol=1e-6)
