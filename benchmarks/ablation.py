@@ -56,7 +56,7 @@ def main() -> None:
     from search.config import preset
     from search.data import resolve_source, train_val
     from search.models import build_model
-    from search.training import evaluate, train
+    from search.training import train, tta_logits
 
     split = train_val(
         resolve_source(a.data), val_size=a.val_size, train_size=a.train_size, split_seed=0
@@ -70,8 +70,8 @@ def main() -> None:
         r = train(model, config, split, verbose=False)
 
         acc, tta, tta2 = (
-            float((evaluate(model, split.x_val, **t).argmax(1) == split.y_val).mean())
-            for t in ({}, {"tta_flip": True}, {"tta_flip": True, "tta_shift": True})
+            float((logits.argmax(1) == split.y_val).mean())
+            for logits in tta_logits(model, split.x_val, level=2).values()
         )
         rows[name] = {
             "what": what,

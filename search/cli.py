@@ -229,7 +229,7 @@ def test_parser() -> argparse.ArgumentParser:
 @_guarded
 def test_command(args: argparse.Namespace) -> int:
     from search.data import results_root
-    from search.runs import evaluate_run, latest_run
+    from search.runs import TTA_REPORTS, evaluate_run, latest_run
 
     if args.study:
         from search import final
@@ -253,12 +253,7 @@ def test_command(args: argparse.Namespace) -> int:
     print(f"run {run} (test evaluation number {r['test_evaluations']})")
     print(
         f"test accuracy {r['accuracy']:.4f}"
-        + (f"  (flip TTA {r['accuracy_tta_flip']:.4f})" if r["accuracy_tta_flip"] else "")
-        + (
-            f"  (flip+shift TTA {r['accuracy_tta_flip_shift']:.4f})"
-            if r["accuracy_tta_flip_shift"]
-            else ""
-        )
+        + "".join(f"  ({label} TTA {r[key]:.4f})" for key, label in TTA_REPORTS if r[key])
     )
     for c, a in r["per_class_accuracy"].items():
         print(f"  {c:<11} {a:.4f}")

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from search.config import Config
 from search.data import CLASSES, Source
 from search.errors import UserError
-from search.runs import evaluate_run, train_run, write_confusion, write_json
+from search.runs import TTA_REPORTS, evaluate_run, train_run, write_confusion, write_json
 from search.study import best_feasible, end_of, load, lost_trials, study_dir
 
 DEFAULT_EPOCH_FACTOR = 3.0
@@ -203,7 +203,7 @@ def describe(result: dict) -> str:
         f"test accuracy {acc['mean']:.4f}"
         + (f" +- {acc['std']:.4f}" if len(result["seeds"]) > 1 else ""),
     ]
-    for key, label in (("accuracy_tta_flip", "flip"), ("accuracy_tta_flip_shift", "flip+shift")):
+    for key, label in TTA_REPORTS:
         if result.get(key):
             t = result[key]
             lines.append(

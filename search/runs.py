@@ -117,6 +117,10 @@ def train_run(
     return info
 
 
+# the test metrics' TTA accuracies and how reports name them
+TTA_REPORTS = (("accuracy_tta_flip", "flip"), ("accuracy_tta_flip_shift", "flip+shift"))
+
+
 def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
     """Evaluate ``run/model.keras`` once on the 10,000 test images and write the metrics.
 
@@ -126,18 +130,19 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
     import keras
 
     from search import budget
-    from search.training import evaluate
+    from search.training import tta_logits
 
     config = Config.from_json(run / "config.json")
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     x, y = load_test(source)
-    flip = config.tta_flip if tta is None else tta
-    shift = config.tta_shift if tta is None else tta
-    metrics = {"plain": _scores(evaluate(model, x), y)}
-    if flip:
-        metrics["tta_flip"] = _scores(evaluate(model, x, tta_flip=True), y)
-    if shift:
-        metrics["tta_flip_shift"] = _scores(evaluate(model, x, tta_flip=True, tta_shift=True), y)
+    if tta is None:
+        level = 2 if config.tta_shift else int(config.tta_flip)  # shift means flip and shift
+    else:
+        level = 2 if tta else 0
+    logits = tta_logits(model, x, level=level)
+    metrics = {
+        "plain" if name == "plain" else f"tta_{name}": _scores(v, y) for name, v in logits.items()
+    }
     m = budget.measure(model)
     previous = run / "test_metrics.json"
     evaluations = 1

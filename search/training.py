@@ -347,33 +347,29 @@ def fit(
     return RunResult(status=status, epochs=watch.epochs, seconds=seconds, history=history)
 
 
-def evaluate(
-    model: keras.Model,
-    x: np.ndarray,
-    *,
-    tta_flip: bool = False,
-    tta_shift: bool = False,
-    batch_size: int = 500,
-) -> np.ndarray:
-    """Logits of ``model`` on ``x`` in inference mode.
+def tta_logits(model: keras.Model, x: np.ndarray, *, level: int = 2, batch_size: int = 500):
+    """Logits of ``model`` on ``x`` in inference mode at each test-time augmentation level up
+    to ``level`` (airbench's tta_level 0, 1, 2), keyed "plain", "flip" and "flip_shift",
+    from one set of forward passes (6 for level 2).
 
-    With ``tta_flip``, the mean of the logits of each image and its mirror image. With
-    ``tta_shift`` as well, airbench's level-2 test-time augmentation: half of that, half the
-    mean over two copies shifted one pixel up-left and down-right (reflect-padded), each
-    treated the same way.
+    "flip" is the mean of the logits of each image and its mirror image. "flip_shift" is
+    airbench's level 2: half of that, half the same flip mean over two copies shifted one
+    pixel up-left and down-right (reflect-padded).
     """
 
-    def views(images: np.ndarray) -> np.ndarray:
-        logits = model.predict(images, batch_size=batch_size, verbose=0)
-        if tta_flip:
-            flipped = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
-            logits = (logits + flipped) / 2
-        return logits
+    def predict(images: np.ndarray) -> np.ndarray:
+        return model.predict(images, batch_size=batch_size, verbose=0)
 
-    logits = views(x)
-    if tta_shift:
+    def flip_mean(images: np.ndarray, plain: np.ndarray | None = None) -> np.ndarray:
+        plain = predict(images) if plain is None else plain
+        return (plain + predict(images[:, :, ::-1])) / 2
+
+    out = {"plain": predict(x)}
+    if level >= 1:
+        out["flip"] = flip_mean(x, out["plain"])
+    if level >= 2:
         h, w = x.shape[1:3]
         padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-        shifted = (views(padded[:, :h, :w]) + views(padded[:, 2 : h + 2, 2 : w + 2])) / 2
-        logits = (logits + shifted) / 2
-    return logits
+        shifted = flip_mean(padded[:, :h, :w]) + flip_mean(padded[:, 2 : h + 2, 2 : w + 2])
+        out["flip_shift"] = (out["flip"] + shifted / 2) / 2
+    return out

@@ -205,7 +205,7 @@ def _linear_model(seed=0):
 
 
 def test_tta_averages_mirror_and_one_pixel_shifts_as_airbench_does():
-    from search.training import evaluate
+    from search.training import tta_logits
 
     model = _linear_model()
     x = np.random.default_rng(0).uniform(0, 1, (5, 4, 4, 1)).astype("float32")
@@ -220,11 +220,14 @@ def test_tta_averages_mirror_and_one_pixel_shifts_as_airbench_does():
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     up_left, down_right = padded[:, :4, :4], padded[:, 2:, 2:]
     expected = 0.5 * flip_mean(x) + 0.25 * (flip_mean(up_left) + flip_mean(down_right))
-    assert np.allclose(evaluate(model, x), f(x), atol=1e-5)
-    assert np.allclose(evaluate(model, x, tta_flip=True), flip_mean(x), atol=1e-5)
-    got = evaluate(model, x, tta_flip=True, tta_shift=True)
-    assert np.allclose(got, expected, atol=1e-5)
-    assert not np.allclose(got, flip_mean(x), atol=1e-3)  # the shifts do change the logits
+    levels = tta_logits(model, x, level=2)
+    assert list(levels) == ["plain", "flip", "flip_shift"]
+    assert np.allclose(levels["plain"], f(x), atol=1e-5)
+    assert np.allclose(levels["flip"], flip_mean(x), atol=1e-5)
+    assert np.allclose(levels["flip_shift"], expected, atol=1e-5)
+    assert not np.allclose(levels["flip_shift"], flip_mean(x), atol=1e-3)  # shifts matter
+    assert list(tta_logits(model, x, level=1)) == ["plain", "flip"]
+    assert list(tta_logits(model, x, level=0)) == ["plain"]
 
 
 def test_weight_decay_reaches_batchnorm_offsets_only_with_decay_offsets():
