@@ -539,11 +539,13 @@ def run_worker(
             if STOP.is_set():
                 raise KeyboardInterrupt("stopped by SIGINT")
             s = Settings.of(study)  # another process may have raised the target
-            if remaining(study, s) <= 0 and not _others_may_fail(study):
-                break
             if remaining(study, s) <= 0:
-                time.sleep(min(HEARTBEAT_S, 5))  # a running trial elsewhere may yet be lost
-                continue
+                others = _others_may_fail(study)  # fails lost trials: their slots open again
+                if remaining(study, s) <= 0:
+                    if not others:
+                        break
+                    time.sleep(min(HEARTBEAT_S, 5))  # a running trial elsewhere may be lost
+                    continue
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
             last = mine[-1] if mine else None
             failed = last is not None and last.user_attrs.get("end") == "error"

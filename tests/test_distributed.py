@@ -97,13 +97,13 @@ def open_study(name, url):
 
 @pytest.mark.postgres
 def test_three_workers_finish_exactly_the_target(pg_url, tiny_data):
-    p = popen(cli(*start_args("three", pg_url, tiny_data, trials=12), "--jobs", "3"))
+    p = popen(cli(*start_args("three", pg_url, tiny_data, trials=9), "--jobs", "3"))
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
     assert "Traceback" not in err
     trials = open_study("three", pg_url).get_trials()
     done = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert len(done) == 12
+    assert len(done) == 9
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
     assert all(t.user_attrs["config"]["width1"] == 8 for t in done)
@@ -127,7 +127,7 @@ def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(pg_url, 
     s = st.Settings(
         space_path=str(TINY_SPACE),
         space_text=space.text,
-        trials=6,
+        trials=4,
         epochs=4,
         train_size=200,
         val_size=100,
@@ -176,12 +176,12 @@ def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(pg_url, 
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retried) == 1 and retried[0].params == dead.params
     assert retried[0].state.name in ("COMPLETE", "PRUNED")
-    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 6
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 4
 
 
 @pytest.mark.postgres
 def test_ctrl_c_then_start_again_finishes_and_keeps_finished_trials(pg_url, tiny_data):
-    p = popen(cli(*start_args("sigint", pg_url, tiny_data, trials=4, epochs=3)))
+    p = popen(cli(*start_args("sigint", pg_url, tiny_data, trials=3, epochs=3)))
 
     def one_done_one_running():
         ts = open_study("sigint", pg_url).get_trials() if _exists(pg_url, "sigint") else []
@@ -197,11 +197,11 @@ def test_ctrl_c_then_start_again_finishes_and_keeps_finished_trials(pg_url, tiny
     assert "interrupted" in err and "Traceback" not in err
     trial = open_study("sigint", pg_url).get_trials()[cut]
     assert trial.state.name == "FAIL" and trial.user_attrs["end"] == "interrupted"
-    p = popen(cli(*start_args("sigint", pg_url, tiny_data, trials=4, epochs=3)))
+    p = popen(cli(*start_args("sigint", pg_url, tiny_data, trials=3, epochs=3)))
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-2000:]
     trials = open_study("sigint", pg_url).get_trials()
-    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 4
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 3
     assert {n: (trials[n].params, trials[n].value) for n in before} == before
 
 
