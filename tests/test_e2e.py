@@ -95,7 +95,7 @@ def test_committed_reference_model_stands_alone(real_zip):
     from search.config import Config
     from search.data import resolve_source, train_val
 
-    run = REPO / "results/reference/fast-dirac-12"
+    run = REPO / "results/reference/fast-decay-12"
     assert (run / "model.keras").stat().st_size < 5_000_000
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert model.count_params() < 1_000_000
