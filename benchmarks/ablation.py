@@ -52,7 +52,12 @@ def main() -> None:
     p.add_argument("--val-size", type=int, default=5000)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--only", default=",".join(VARIANTS))
+    p.add_argument("--out", type=Path, default=None, help="folder (default results/benchmarks)")
     a = p.parse_args()
+    names = a.only.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     from search.config import preset
     from search.data import resolve_source, train_val
     from search.models import build_model
@@ -63,7 +68,7 @@ def main() -> None:
     )
     base = preset(a.preset).replace(epochs=a.epochs, train_size=a.train_size, val_size=a.val_size)
     rows = {}
-    for name in a.only.split(","):
+    for name in names:
         what, change = VARIANTS[name]
         config = base.replace(**change)
         model = build_model(config, whiten_images=split.x_train)
@@ -88,32 +93,40 @@ def main() -> None:
             f"  ({r.seconds:.0f}s)",
             flush=True,
         )
-    full = rows.get("full recipe")
-    if full:
-        for row in rows.values():
-            row["delta_vs_full"] = row["val_accuracy"] - full["val_accuracy"]
-        rows["flip TTA off"] = {
-            "what": "evaluation without the mirror image",
-            "val_accuracy": full["val_accuracy"],
-            "delta_vs_full_with_tta": full["val_accuracy"] - full["val_accuracy_flip_tta"],
-        }
-        rows["shift TTA off"] = {
-            "what": "flip TTA only, without the two 1-pixel shifted copies",
-            "val_accuracy": full["val_accuracy_flip_tta"],
-            "delta_vs_full_with_flip_shift_tta": full["val_accuracy_flip_tta"]
-            - full["val_accuracy_flip_shift_tta"],
-        }
-    write(
-        "ablation",
-        {
+        # written after every variant, so a stopped run keeps the variants it finished
+        figures = {
             "preset": a.preset,
             "train_images": a.train_size,
             "val_images": a.val_size,
             "epochs": a.epochs,
-            "variants": rows,
+            "finished": f"{len(rows)} of {len(names)} variants",
+            "variants": with_deltas(rows),
             "note": "one seed per variant; differences under ~0.5 points are noise",
-        },
-    )
+        }
+        write("ablation", figures, out=a.out)
+
+
+def with_deltas(rows: dict) -> dict:
+    """The rows plus each one's difference to the full recipe and the TTA rows read off it."""
+    full = rows.get("full recipe")
+    if not full:
+        return rows
+    out = {
+        name: {**row, "delta_vs_full": row["val_accuracy"] - full["val_accuracy"]}
+        for name, row in rows.items()
+    }
+    out["flip TTA off"] = {
+        "what": "evaluation without the mirror image",
+        "val_accuracy": full["val_accuracy"],
+        "delta_vs_full_with_tta": full["val_accuracy"] - full["val_accuracy_flip_tta"],
+    }
+    out["shift TTA off"] = {
+        "what": "flip TTA only, without the two 1-pixel shifted copies",
+        "val_accuracy": full["val_accuracy_flip_tta"],
+        "delta_vs_full_with_flip_shift_tta": full["val_accuracy_flip_tta"]
+        - full["val_accuracy_flip_shift_tta"],
+    }
+    return out
 
 
 if __name__ == "__main__":

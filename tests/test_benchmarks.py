@@ -26,3 +26,22 @@ def test_search_efficiency_refuses_a_work_folder_from_another_task(tmp_path, con
     assert "was measured for task" in r.stderr and "new --work folder" in r.stderr
     assert "Traceback" not in r.stderr
     assert finished.exists()  # the finished run is kept
+
+
+@pytest.mark.slow
+def test_ablation_writes_its_variants_and_their_deltas_to_the_full_recipe(tmp_path, synthetic_npz):
+    r = run_script(
+        "benchmarks/ablation.py", "--data", str(synthetic_npz), "--train-size", "100",
+        "--val-size", "50", "--epochs", "1", "--only", "full recipe,lookahead off",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    figures = json.loads((tmp_path / "ablation.json").read_text())["figures"]
+    assert figures["finished"] == "2 of 2 variants"
+    rows = figures["variants"]
+    assert set(rows) == {"full recipe", "lookahead off", "flip TTA off", "shift TTA off"}
+    assert rows["full recipe"]["delta_vs_full"] == 0
+    off = rows["lookahead off"]
+    assert off["change"] == {"lookahead": False}
+    assert off["delta_vs_full"] == off["val_accuracy"] - rows["full recipe"]["val_accuracy"]
+    assert len(off["curve"]) == 1
