@@ -139,10 +139,7 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
         level = 2 if config.tta_shift else int(config.tta_flip)  # shift means flip and shift
     else:
         level = 2 if tta else 0
-    logits = tta_logits(model, x, level=level)
-    metrics = {
-        "plain" if name == "plain" else f"tta_{name}": _scores(v, y) for name, v in logits.items()
-    }
+    metrics = {name: _scores(v, y) for name, v in tta_logits(model, x, level=level).items()}
     m = budget.measure(model)
     previous = run / "test_metrics.json"
     evaluations = 1
@@ -151,11 +148,11 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
     result = {
         "run": str(run),
         "accuracy": metrics["plain"]["accuracy"],
-        "accuracy_tta_flip": metrics.get("tta_flip", {}).get("accuracy"),
-        "accuracy_tta_flip_shift": metrics.get("tta_flip_shift", {}).get("accuracy"),
+        "accuracy_tta_flip": metrics.get("flip", {}).get("accuracy"),
+        "accuracy_tta_flip_shift": metrics.get("flip_shift", {}).get("accuracy"),
         "per_class_accuracy": metrics["plain"]["per_class_accuracy"],
         "confusion_matrix": metrics["plain"]["confusion_matrix"],
-        "per_class_accuracy_tta_flip": metrics.get("tta_flip", {}).get("per_class_accuracy"),
+        "per_class_accuracy_tta_flip": metrics.get("flip", {}).get("per_class_accuracy"),
         "test_images": len(y),
         "params": m.params,
         "latency_p50_ms": m.latency_p50_ms,

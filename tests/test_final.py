@@ -142,7 +142,8 @@ def test_test_metrics_carry_their_provenance(tiny_data, capsys):
     made_study()
     final.retrain("fin", None, resolve_source(tiny_data), epochs=1, seeds=2, verbose=False)
     assert main(["test", "--study", "fin", "--data", str(tiny_data), "--tta"]) == 0
-    assert "test accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "with flip TTA" in out and "with flip+shift TTA" in out
     m = json.loads((final.final_dir("fin") / "test_metrics.json").read_text())
     for key in (
         "study",
@@ -171,6 +172,8 @@ def test_test_metrics_carry_their_provenance(tiny_data, capsys):
         == __import__("hashlib").sha256(tiny_data.read_bytes()).hexdigest()
     )
     assert m["test_evaluations"] == 1
+    for key in ("accuracy_tta_flip", "accuracy_tta_flip_shift"):  # --tta reports both levels
+        assert 0 <= m[key]["mean"] <= 1, key
     assert (final.final_dir("fin") / "confusion_matrix.png").exists()
     main(["test", "--study", "fin", "--data", str(tiny_data)])
     m = json.loads((final.final_dir("fin") / "test_metrics.json").read_text())
