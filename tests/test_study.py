@@ -330,7 +330,6 @@ def test_a_worker_does_not_grow_without_bound(tiny_data):
     assert [t.number for t in trials] == list(range(12))
     assert all(t.state.name == "COMPLETE" for t in trials)
     rss = [t.user_attrs["rss_mb"] for t in trials]
-    print("rss after each trial (MB):", rss)
     assert rss[-1] - rss[1] < 150, rss
     restarts = [t.user_attrs["process_restarts"] for t in trials]
     assert restarts == sorted(restarts) and restarts[-1] >= 1, restarts
