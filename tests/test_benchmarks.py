@@ -45,3 +45,14 @@ def test_ablation_writes_its_variants_and_their_deltas_to_the_full_recipe(tmp_pa
     assert off["change"] == {"lookahead": False}
     assert off["delta_vs_full"] == off["val_accuracy"] - rows["full recipe"]["val_accuracy"]
     assert len(off["curve"]) == 1
+
+
+def test_ablation_refuses_an_unknown_variant_before_loading_any_data(tmp_path):
+    r = run_script(
+        "benchmarks/ablation.py", "--data", str(tmp_path / "absent.zip"),
+        "--only", "full recipe,whitening of", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "unknown variant(s) ['whitening of']" in r.stderr and "whitening off" in r.stderr
+    assert "absent.zip" not in r.stderr  # it stopped before reading --data
+    assert not (tmp_path / "ablation.json").exists()
