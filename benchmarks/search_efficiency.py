@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -143,33 +144,66 @@ def main() -> None:
                 f"({run['seconds']:.0f}s)",
                 flush=True,
             )
-    grid = list(range(0, a.budget + a.epochs + 1))
+    figures = summarise(curves, seconds, {**task, "seeds": a.seeds})
+    path = write("search_efficiency", figures)
+    plot(figures, path.with_suffix(".html"))
+
+
+def summarise(curves: dict[str, list], seconds: dict[str, list], task: dict) -> dict:
+    """Anytime curves (mean, min, max over seeds on a grid of epochs), final bests, the epochs
+    each run needed to reach (c)'s mean final best, and the issue's target where it applies."""
+    grid = list(range(0, task["epoch_budget"] + task["epochs_per_trial"] + 1))
     summary = {}
     c_final = float(np.nanmean([c[-1][1] for c in curves.get("c_random_no_pruning", [])]))
     for method, cs in curves.items():
         mat = np.array([[best_at(c, e) for e in grid] for c in cs])
-        reach = [epochs_to_reach(c, c_final) for c in cs]
+        with warnings.catch_warnings():  # before any run's first trial the column is all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            spread = np.nanmean(mat, axis=0), np.nanmin(mat, axis=0), np.nanmax(mat, axis=0)
         summary[method] = {
             "final_best": [c[-1][1] for c in cs],
             "final_best_mean": float(np.nanmean([c[-1][1] for c in cs])),
             "epochs_trained": [c[-1][0] for c in cs],
             "trials": [len(c) for c in cs],
-            "anytime_mean": np.nanmean(mat, axis=0).tolist(),
-            "anytime_min": np.nanmin(mat, axis=0).tolist(),
-            "anytime_max": np.nanmax(mat, axis=0).tolist(),
-            "epochs_to_reach_final_best_of_c": reach,
+            "anytime_mean": spread[0].tolist(),
+            "anytime_min": spread[1].tolist(),
+            "anytime_max": spread[2].tolist(),
+            "epochs_to_reach_final_best_of_c": [epochs_to_reach(c, c_final) for c in cs],
             "wall_seconds": seconds[method],
             "curves": cs,
         }
     figures = {
-        "task": {**task, "seeds": a.seeds},
+        "task": task,
         "epochs_grid": grid,
         "final_best_of_c_mean": c_final,
         "methods": summary,
         "wall_seconds": sum(sum(v) for v in seconds.values()),
     }
-    path = write("search_efficiency", figures)
-    plot(figures, path.with_suffix(".html"))
+    if {"a_tpe_hyperband", "c_random_no_pruning", "d_kerastuner_hyperband"} <= set(summary):
+        figures["target"] = verdict(figures)
+    return figures
+
+
+def verdict(figures: dict) -> dict:
+    """The issue's target for (a): reach the final best of (c) within a third of the epoch
+    budget on every seed, and be no worse than (d) at equal epochs (mean over seeds, at every
+    epoch count from the first finished trial to the budget)."""
+    m, grid = figures["methods"], figures["epochs_grid"]
+    budget = figures["task"]["epoch_budget"]
+    third = budget / 3
+    reach = m["a_tpe_hyperband"]["epochs_to_reach_final_best_of_c"]
+    a, d = (np.array(m[k]["anytime_mean"]) for k in ("a_tpe_hyperband", "d_kerastuner_hyperband"))
+    span = [i for i, e in enumerate(grid) if e <= budget and a[i] == a[i] and d[i] == d[i]]
+    gap = a[span] - d[span]
+    return {
+        "third_of_budget": third,
+        "a_epochs_to_reach_final_best_of_c": reach,
+        "a_reaches_c_within_a_third": all(e is not None and e <= third for e in reach),
+        "a_minus_d_at_equal_epochs_worst": float(gap.min()),
+        "a_minus_d_at_equal_epochs_mean": float(gap.mean()),
+        "a_minus_d_at_budget": float(a[grid.index(budget)] - d[grid.index(budget)]),
+        "a_not_worse_than_d": bool(gap.min() >= 0),
+    }
 
 
 def plot(figures: dict, path: Path) -> None:

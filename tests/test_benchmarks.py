@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import run_script
 
+from benchmarks.search_efficiency import summarise
+
 OTHER_TASK = {"space": "seed.toml", "train_images": 9, "val_images": 9, "epochs_per_trial": 1}
 
 
@@ -56,3 +58,43 @@ def test_ablation_refuses_an_unknown_variant_before_loading_any_data(tmp_path):
     assert "unknown variant(s) ['whitening of']" in r.stderr and "whitening off" in r.stderr
     assert "absent.zip" not in r.stderr  # it stopped before reading --data
     assert not (tmp_path / "ablation.json").exists()
+
+
+TASK = {"space": "seed.toml", "train_images": 9, "val_images": 9, "epochs_per_trial": 3,
+        "epoch_budget": 12, "seeds": 2}  # fmt: skip
+
+
+def efficiency(a, d):
+    curves = {
+        "a_tpe_hyperband": a,
+        "c_random_no_pruning": [[(3, 0.4), (6, 0.5), (12, 0.5)], [(3, 0.6), (12, 0.6)]],
+        "d_kerastuner_hyperband": d,
+    }
+    return summarise(curves, {k: [1.0, 1.0] for k in curves}, TASK)
+
+
+def test_search_efficiency_target_met_when_a_reaches_c_in_a_third_and_never_trails_d():
+    a = [[(1, 0.2), (3, 0.56), (12, 0.6)], [(4, 0.6), (12, 0.7)]]  # c's mean final best: 0.55
+    d = [[(3, 0.3), (12, 0.5)], [(3, 0.3), (12, 0.5)]]
+    f = efficiency(a, d)
+    assert f["final_best_of_c_mean"] == pytest.approx(0.55)
+    assert f["methods"]["a_tpe_hyperband"]["epochs_to_reach_final_best_of_c"] == [3, 4]
+    t = f["target"]
+    assert t["third_of_budget"] == 4
+    assert t["a_reaches_c_within_a_third"] and t["a_not_worse_than_d"]
+    assert t["a_minus_d_at_budget"] == pytest.approx(0.65 - 0.5)
+
+
+def test_search_efficiency_target_missed_when_a_is_late_or_trails_d_at_some_epoch():
+    late = [[(3, 0.35), (5, 0.56), (12, 0.6)], [(4, 0.6), (12, 0.7)]]  # seed 0 needs 5 > 4
+    d = [[(3, 0.3), (12, 0.5)], [(3, 0.3), (12, 0.5)]]
+    t = efficiency(late, d)["target"]
+    assert t["a_epochs_to_reach_final_best_of_c"] == [5, 4]
+    assert not t["a_reaches_c_within_a_third"] and t["a_not_worse_than_d"]
+    never = [[(3, 0.2), (12, 0.3)], [(3, 0.2), (12, 0.7)]]  # seed 0 never gets there
+    strong_d = [[(3, 0.9), (12, 0.9)], [(3, 0.3), (12, 0.3)]]  # mean 0.6 throughout
+    t = efficiency(never, strong_d)["target"]
+    assert t["a_epochs_to_reach_final_best_of_c"] == [None, 12]
+    assert not t["a_reaches_c_within_a_third"]
+    assert not t["a_not_worse_than_d"] and t["a_minus_d_at_equal_epochs_worst"] < 0
+    assert t["a_minus_d_at_budget"] == pytest.approx(0.5 - 0.6)
