@@ -432,15 +432,18 @@ class Objective:
             raise optuna.TrialPruned("over budget: " + "; ".join(over))
         return config, model
 
-    @staticmethod
-    def reporter(trial: optuna.Trial):
-        """The per-epoch hook: report validation accuracy, say whether to prune."""
+    def reporter(self, trial: optuna.Trial):
+        """The per-epoch hook: report validation accuracy, say whether to prune. Never after
+        the study's last epoch: that training is paid for, and a pruner with a rung there
+        (Hyperband from 1 epoch by factor 3 has rungs at 3 and 9) would record a trial that
+        trained every epoch as pruned, its result lost to the best-trial choice."""
+        last = self.settings.epochs
 
         def report(epoch: int, logs: dict[str, float]) -> bool:
             value = float(logs.get("val_accuracy", float("nan")))
             if math.isfinite(value):
                 trial.report(value, epoch)
-            return trial.should_prune()
+            return epoch < last and trial.should_prune()
 
         return report
 

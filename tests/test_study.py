@@ -91,6 +91,21 @@ def test_pruning_really_stops_a_trial(tiny_data, monkeypatch):
         assert t.user_attrs["end_detail"] == "pruned at epoch 1"
 
 
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+@pytest.mark.parametrize("epochs", [3, 9])  # Hyperband (min 1, factor 3) has a rung there
+def test_a_trial_that_trained_every_epoch_is_never_pruned_at_its_last_epoch(epochs):
+    objective = st.Objective(settings(epochs=epochs), split=None)
+    trial = optuna.create_study(direction="maximize", pruner=AlwaysPrune()).ask()
+    report = objective.reporter(trial)
+    verdicts = [report(e, {"val_accuracy": 0.5}) for e in range(1, epochs + 1)]
+    assert verdicts == [True] * (epochs - 1) + [False]
+    assert trial.study.trials[0].intermediate_values[epochs] == 0.5  # still reported
+
+
 def test_over_budget_configs_end_without_training(tiny_data, monkeypatch):
     import search.training
 
