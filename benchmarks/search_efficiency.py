@@ -159,15 +159,15 @@ def summarise(curves: dict[str, list], seconds: dict[str, list], task: dict) -> 
         mat = np.array([[best_at(c, e) for e in grid] for c in cs])
         with warnings.catch_warnings():  # before any run's first trial the column is all NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            spread = np.nanmean(mat, axis=0), np.nanmin(mat, axis=0), np.nanmax(mat, axis=0)
+            mean, low, high = (f(mat, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
         summary[method] = {
             "final_best": [c[-1][1] for c in cs],
             "final_best_mean": float(np.nanmean([c[-1][1] for c in cs])),
             "epochs_trained": [c[-1][0] for c in cs],
             "trials": [len(c) for c in cs],
-            "anytime_mean": spread[0].tolist(),
-            "anytime_min": spread[1].tolist(),
-            "anytime_max": spread[2].tolist(),
+            "anytime_mean": mean.tolist(),
+            "anytime_min": low.tolist(),
+            "anytime_max": high.tolist(),
             "epochs_to_reach_final_best_of_c": [epochs_to_reach(c, c_final) for c in cs],
             "wall_seconds": seconds[method],
             "curves": cs,
