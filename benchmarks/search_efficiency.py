@@ -37,6 +37,9 @@ METHODS = {
     "b_tpe_no_pruning": dict(sampler="tpe", pruner="none"),
     "c_random_no_pruning": dict(sampler="random", pruner="none"),
     "d_kerastuner_hyperband": dict(engine="kerastuner", tuner="hyperband"),
+    # (e) TPE with 5 start-up trials and successive halving that screens the first trials
+    # (min 2 epochs, factor 3, bootstrap 2) instead of training them in full
+    "e_tpe5_asha": dict(sampler="tpe", pruner="asha", startup_trials=5),
 }
 
 
@@ -213,7 +216,7 @@ def plot(figures: dict, path: Path) -> None:
 
     fig = go.Figure()
     grid = figures["epochs_grid"]
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
     for (method, m), colour in zip(figures["methods"].items(), colours):
         fig.add_trace(
             go.Scatter(

@@ -92,7 +92,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--preset", default="seed", help="seed (default), resnet20 or fast")
+    g.add_argument(
+        "--preset",
+        default="seed",
+        help="a named config: seed (default), historical (the hand-tuned model as it was, "
+        "heavier dropout), resnet20 or fast",
+    )
     g.add_argument("--config", metavar="FILE.json", help="a config saved by an earlier run")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key")
     p.add_argument("--epochs", type=int)
@@ -303,6 +308,7 @@ DEFAULTS = dict(
     engine="optuna",
     tuner="hyperband",
     epoch_budget=None,
+    startup_trials=10,
 )
 
 
@@ -349,8 +355,14 @@ def start_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--val-size", type=int, help=f"validation images (default {DEFAULTS['val_size']})"
     )
-    p.add_argument("--pruner", choices=["hyperband", "median", "none"])
+    p.add_argument("--pruner", choices=["hyperband", "asha", "median", "none"])
     p.add_argument("--sampler", choices=["tpe", "random", "cmaes"])
+    p.add_argument(
+        "--startup-trials",
+        type=int,
+        metavar="N",
+        help=f"random trials before TPE models the space (default {DEFAULTS['startup_trials']})",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument(
         "--engine", choices=["optuna", "kerastuner"], help="search engine (default optuna)"
@@ -396,6 +408,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[str, object, set[str]
         "engine",
         "tuner",
         "epoch_budget",
+        "startup_trials",
     )
     for key in keys:
         v = getattr(args, key)
@@ -409,6 +422,8 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[str, object, set[str]
         raise UserError("start needs --study NAME (or --quick for a small demo study).")
     if values["trials"] < 1:
         raise UserError(f"--trials must be at least 1, got {values['trials']}.")
+    if values["startup_trials"] < 0:
+        raise UserError(f"--startup-trials must be 0 or more, got {values['startup_trials']}.")
     space = load_space(resolve_space_path(str(values["space"])))
     base = space.base.replace(  # the split and epochs must make a valid config
         epochs=values["epochs"], train_size=values["train_size"], val_size=values["val_size"]
@@ -433,6 +448,7 @@ def _settings_from_args(args: argparse.Namespace) -> tuple[str, object, set[str]
         engine=values["engine"],
         tuner=values["tuner"],
         epoch_budget=values["epoch_budget"],
+        startup_trials=values["startup_trials"],
     )
     if s.engine == "kerastuner" and args.jobs > 1:
         raise UserError("--jobs runs Optuna workers; the KerasTuner engine runs in one process.")

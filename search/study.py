@@ -228,6 +228,7 @@ class Settings:
     epoch_budget: int | None = None  # no trial starts once this many epochs were trained
     engine: str = "optuna"  # optuna | kerastuner
     tuner: str = "hyperband"  # the KerasTuner engine's tuner: hyperband | bayesian | random
+    startup_trials: int = 10  # TPE's random start-up trials (Optuna's default; older studies)
 
     def space(self) -> Space:
         return parse_space(self.space_text, Path(self.space_path))
@@ -258,7 +259,9 @@ class Settings:
 def make_sampler(s: Settings, worker: int = 0) -> optuna.samplers.BaseSampler:
     seed = s.seed + worker  # workers of one study must not draw the same startup points
     if s.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_startup_trials=s.startup_trials
+        )
     if s.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.sampler == "cmaes":
@@ -273,11 +276,18 @@ def make_pruner(s: Settings) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=max(s.epochs, 1), reduction_factor=3
         )
+    if s.pruner == "asha":
+        # Successive halving with KerasTuner's first rung (2 epochs) and no lone promotions: a
+        # trial is stopped at a rung until 2 others have reached it, so the first trials of a
+        # study are screened instead of all being trained in full.
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=2, reduction_factor=3, bootstrap_count=2
+        )
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if s.pruner == "none":
         return optuna.pruners.NopPruner()
-    raise UserError(f"pruner {s.pruner!r} is unknown; choose hyperband, median or none.")
+    raise UserError(f"pruner {s.pruner!r} is unknown; choose hyperband, asha, median or none.")
 
 
 def load(name: str, url: str | None = None, worker: int = 0) -> tuple[optuna.Study, Settings]:

@@ -106,6 +106,49 @@ def test_a_trial_that_trained_every_epoch_is_never_pruned_at_its_last_epoch(epoc
     assert trial.study.trials[0].intermediate_values[epochs] == 0.5  # still reported
 
 
+def rung_verdicts(pruner: str, values: list[float]) -> list[bool]:
+    """Whether each of a row of 6-epoch trials is stopped after reporting ``value`` at epochs 1
+    and 2, the trials one after another as a one-worker study runs them."""
+    pruner_ = st.make_pruner(settings(pruner=pruner, epochs=6))
+    study = optuna.create_study(direction="maximize", pruner=pruner_)
+    out = []
+    for v in values:
+        t = study.ask()
+        t.report(v, 1)
+        t.report(v, 2)
+        out.append(t.should_prune())
+        study.tell(t, state=optuna.trial.TrialState.PRUNED)
+    return out
+
+
+def test_asha_screens_a_studys_first_trials_where_hyperband_trains_them_in_full():
+    """Hyperband promotes a trial that is alone at its rung, so the first trials of a study all
+    train in full. asha stops each trial at 2 epochs until 2 others have reached that rung, then
+    lets only the best third go on."""
+    values = [0.3, 0.4, 0.5, 0.9, 0.1, 0.2]
+    assert rung_verdicts("hyperband", values)[0] is False
+    assert rung_verdicts("asha", values) == [True, True, False, False, True, True]
+
+
+def test_startup_trials_sets_where_tpe_stops_sampling_at_random():
+    space = load_space(TINY_SPACE)
+
+    def sequence(startup):
+        study = optuna.create_study(
+            direction="maximize", sampler=st.make_sampler(settings(startup_trials=startup))
+        )
+        out = []
+        for _ in range(6):
+            t = study.ask()
+            p = space.suggest(t)
+            study.tell(t, p["learning_rate"] * (1 + p["dropout1"]))
+            out.append(p)
+        return out
+
+    short, default = sequence(2), sequence(10)  # the same seed: the same random start
+    assert short[:2] == default[:2] and short[2:] != default[2:]
+
+
 def test_over_budget_configs_end_without_training(tiny_data, monkeypatch):
     import search.training
 
@@ -289,6 +332,8 @@ def test_cli_start_status_and_bad_inputs(tiny_data, capsys):
     assert main(["start", "--study", "../x", "--space", str(TINY_SPACE)]) == 2
     assert main(["start", "--study", "y", "--space", "missing.toml"]) == 2
     assert "missing.toml does not exist" in capsys.readouterr().err
+    assert main(["start", "--study", "z", "--space", str(TINY_SPACE), "--startup-trials", "-1"])
+    assert "--startup-trials must be 0 or more, got -1" in capsys.readouterr().err
 
 
 def test_two_local_worker_processes_share_one_study(tiny_data, tmp_path):
