@@ -70,8 +70,8 @@ def test_strength_scales_each_transform_and_overrides_win():
     assert mixed == {"flip": True, "translate": 0.1, "rotate": 0.0, "cutout": 0.0}
 
 
-def test_seed_preset_is_the_historical_model():
-    c = preset("seed")
+def test_historical_preset_is_the_hand_tuned_model():
+    c = preset("historical")
     assert (c.family, c.activation, c.optimizer, c.learning_rate) == (
         "seed_cnn",
         "gelu",
@@ -89,3 +89,10 @@ def test_seed_preset_is_the_historical_model():
     assert c.aug["flip"] and c.aug["translate"] == pytest.approx(0.1)  # shifts and flips only
     assert c.aug["rotate"] == 0 and c.aug["cutout"] == 0
     assert (c.batch_size, c.schedule) == (32, "constant")  # Keras' fit default, no decay
+
+
+def test_seed_preset_is_the_historical_model_with_lighter_dropout():
+    seed, historical = preset("seed"), preset("historical")
+    changed = {k for k, v in seed.to_dict().items() if historical.to_dict()[k] != v}
+    assert changed == {"dropout1", "dropout2", "dropout3", "dense_dropout"}
+    assert (seed.dropout1, seed.dropout2, seed.dropout3, seed.dense_dropout) == (0.1, 0.1, 0.1, 0.2)

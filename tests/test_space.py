@@ -159,7 +159,7 @@ def test_shipped_spaces_load(name):
 
 def test_seed_space_starts_from_the_historical_model():
     space = load_space(SPACES / "seed.toml")
-    assert space.apply(space.base_point()) == preset("seed")
+    assert space.apply(space.base_point()) == preset("historical")
     names = {p.name for p in space.params}
     assert {"activation", "optimizer", "learning_rate", "aug_strength"} <= names
     assert {"dropout1", "dropout2", "dropout3"} <= names
