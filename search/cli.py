@@ -482,7 +482,7 @@ def start_command(args: argparse.Namespace) -> int:
     url = st.storage_url(name, args.storage)
     left = st.remaining(study, settings)
     print(
-        f"study {name}: {len(study.trials)} trials so far, target {settings.trials}, "
+        f"study {name}: {st.count_live(study)} trials so far, target {settings.trials}, "
         f"{max(left, 0)} to run; storage {st._redact(url)}",
         flush=True,
     )

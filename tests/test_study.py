@@ -323,6 +323,7 @@ def test_cli_start_status_and_bad_inputs(tiny_data, capsys):
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
+    assert "study cli: 0 trials so far, target 2, 2 to run" in out  # trial 0 queued, not run
     assert "study cli: 2 trials" in out and "results:" in out
     assert main(["status", "--study", "cli"]) == 0
     out = capsys.readouterr().out
