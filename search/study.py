@@ -279,9 +279,11 @@ def make_pruner(s: Settings) -> optuna.pruners.BasePruner:
     if s.pruner == "asha":
         # Successive halving with KerasTuner's first rung (2 epochs) and no lone promotions: a
         # trial is stopped at a rung until 2 others have reached it, so the first trials of a
-        # study are screened instead of all being trained in full.
+        # study are screened instead of all being trained in full. A study of under 10 trials
+        # cannot spare its first two (it could end with no complete trial): there a trial
+        # alone at a rung goes on, as in Hyperband.
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=2, reduction_factor=3, bootstrap_count=2
+            min_resource=2, reduction_factor=3, bootstrap_count=2 if s.trials >= 10 else 0
         )
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)

@@ -106,10 +106,10 @@ def test_a_trial_that_trained_every_epoch_is_never_pruned_at_its_last_epoch(epoc
     assert trial.study.trials[0].intermediate_values[epochs] == 0.5  # still reported
 
 
-def rung_verdicts(pruner: str, values: list[float]) -> list[bool]:
+def rung_verdicts(pruner: str, values: list[float], trials: int = 30) -> list[bool]:
     """Whether each of a row of 6-epoch trials is stopped after reporting ``value`` at epochs 1
     and 2, the trials one after another as a one-worker study runs them."""
-    pruner_ = st.make_pruner(settings(pruner=pruner, epochs=6))
+    pruner_ = st.make_pruner(settings(pruner=pruner, epochs=6, trials=trials))
     study = optuna.create_study(direction="maximize", pruner=pruner_)
     out = []
     for v in values:
@@ -128,6 +128,12 @@ def test_asha_screens_a_studys_first_trials_where_hyperband_trains_them_in_full(
     values = [0.3, 0.4, 0.5, 0.9, 0.1, 0.2]
     assert rung_verdicts("hyperband", values)[0] is False
     assert rung_verdicts("asha", values) == [True, True, False, False, True, True]
+
+
+def test_asha_in_a_small_study_lets_a_trial_alone_at_its_rung_go_on():
+    """With under 10 trials the first two cannot be spared: a study of 2 whose first trial is
+    its best would otherwise end with no complete trial."""
+    assert rung_verdicts("asha", [0.5, 0.4], trials=2) == [False, True]
 
 
 def test_startup_trials_sets_where_tpe_stops_sampling_at_random():
