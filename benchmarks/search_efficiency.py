@@ -1,9 +1,10 @@
-"""Search efficiency: best validation accuracy against epochs trained, for four methods.
+"""Search efficiency: best validation accuracy against epochs trained, for five methods.
 
 One fixed task on the real images (``spaces/seed.toml``, a stratified train subset and
 validation set, up to E epochs per trial) and the same compute budget for every method,
 counted in epochs trained: (a) Optuna TPE with the Hyperband pruner (the default), (b) TPE
-without pruning, (c) random search without pruning, (d) KerasTuner's Hyperband. Each runs
+without pruning, (c) random search without pruning, (d) KerasTuner's Hyperband, (e) TPE with
+5 start-up trials and the asha pruner (screens a study's first trials). Each runs
 with several seeds. Output: the anytime curve (best complete trial so far against cumulative
 epochs; mean and spread over seeds) as JSON and a plotly HTML, and for each method the epochs
 it needed to reach the final best of (c).
