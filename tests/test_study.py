@@ -136,22 +136,23 @@ def test_asha_in_a_small_study_lets_a_trial_alone_at_its_rung_go_on():
     assert rung_verdicts("asha", [0.5, 0.4], trials=2) == [False, True]
 
 
-def test_startup_trials_sets_where_tpe_stops_sampling_at_random():
+def sampled_points(s: st.Settings, n: int) -> list[dict]:
+    """The first n points the study's sampler draws from the tiny space, each told a value
+    that depends on it (so TPE, past its random start, has something to model)."""
     space = load_space(TINY_SPACE)
+    study = optuna.create_study(direction="maximize", sampler=st.make_sampler(s))
+    out = []
+    for _ in range(n):
+        t = study.ask()
+        p = space.suggest(t)
+        study.tell(t, p["learning_rate"] * (1 + p["dropout1"]))
+        out.append(p)
+    return out
 
-    def sequence(startup):
-        study = optuna.create_study(
-            direction="maximize", sampler=st.make_sampler(settings(startup_trials=startup))
-        )
-        out = []
-        for _ in range(6):
-            t = study.ask()
-            p = space.suggest(t)
-            study.tell(t, p["learning_rate"] * (1 + p["dropout1"]))
-            out.append(p)
-        return out
 
-    short, default = sequence(2), sequence(10)  # the same seed: the same random start
+def test_startup_trials_sets_where_tpe_stops_sampling_at_random():
+    short = sampled_points(settings(startup_trials=2), 6)
+    default = sampled_points(settings(startup_trials=10), 6)  # the same seed and random start
     assert short[:2] == default[:2] and short[2:] != default[2:]
 
 
@@ -207,20 +208,7 @@ def test_same_seed_gives_the_same_sampled_configs(tiny_data, monkeypatch):
 
 def test_tpe_after_its_random_start_is_reproducible_too():
     """Past the startup trials TPE depends on the values; with the same values it repeats."""
-    space = load_space(TINY_SPACE)
-
-    def sequence(seed):
-        s = settings(seed=seed)
-        study = optuna.create_study(direction="maximize", sampler=st.make_sampler(s))
-        out = []
-        for _ in range(14):
-            t = study.ask()
-            p = space.suggest(t)
-            study.tell(t, p["learning_rate"] * (1 + p["dropout1"]))
-            out.append(p)
-        return out
-
-    assert sequence(3) == sequence(3)
+    assert sampled_points(settings(seed=3), 14) == sampled_points(settings(seed=3), 14)
 
 
 def test_interrupted_trial_is_failed_and_the_study_stays_usable(tiny_data, monkeypatch):
