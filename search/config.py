@@ -214,7 +214,8 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 
 # The historical hand-tuned model; the seed CNN as we start it (the historical model with
 # lighter dropout: at 10 epochs on the 45k/5k split, validation 0.8124 against 0.7764, as
-# results/reference/seed-*-10 record); the residual and fast families' starting points.
+# results/reference/seed-10 and historical-10 record); the residual and fast families'
+# starting points.
 PRESETS: dict[str, Config] = {
     "historical": Config(),
     "seed": Config(dropout1=0.1, dropout2=0.1, dropout3=0.1, dense_dropout=0.2),
