@@ -198,6 +198,20 @@ def test_lookahead_runs_and_ends_on_its_slow_weights():
     assert np.allclose(np.array(model.weights[0]), cb.slow[0])
 
 
+def test_with_lookahead_the_last_validation_measures_the_weights_that_are_kept():
+    """8 steps, a pull every 5: the last 3 steps' fast weights are dropped at the end, so the
+    last logged validation must already be of the slow copy (a trial's value is that figure)."""
+    c = TINY.replace(lookahead=True, epochs=2)
+    split = tiny_split(n=128)  # 4 steps of 32 per epoch
+    model = build_model(c)
+    r = train(model, c, split, verbose=False)
+    logits = model.predict(split.x_val, verbose=0)
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True)(
+        np.eye(10)[split.y_val.reshape(-1)], logits
+    )
+    assert r.history["val_loss"][-1] == pytest.approx(float(loss), rel=1e-4)
+
+
 def _linear_model(seed=0):
     """A position-sensitive model: logits are a fixed linear map of every pixel."""
     keras.utils.set_random_seed(seed)
