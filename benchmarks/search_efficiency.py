@@ -211,13 +211,14 @@ def verdict(figures: dict) -> dict:
 
 
 def plot(figures: dict, path: Path) -> None:
+    import plotly.colors
     import plotly.graph_objects as go
 
     from search.plots import PLOTLY_JS, write_plotly_js
 
     fig = go.Figure()
     grid = figures["epochs_grid"]
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+    colours = plotly.colors.qualitative.D3  # 10 colours: one per method, never run short
     for (method, m), colour in zip(figures["methods"].items(), colours):
         fig.add_trace(
             go.Scatter(

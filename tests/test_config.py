@@ -93,6 +93,7 @@ def test_historical_preset_is_the_hand_tuned_model():
 
 def test_seed_preset_is_the_historical_model_with_lighter_dropout():
     seed, historical = preset("seed"), preset("historical")
-    changed = {k for k, v in seed.to_dict().items() if historical.to_dict()[k] != v}
+    before = historical.to_dict()
+    changed = {k for k, v in seed.to_dict().items() if before[k] != v}
     assert changed == {"dropout1", "dropout2", "dropout3", "dense_dropout"}
     assert (seed.dropout1, seed.dropout2, seed.dropout3, seed.dense_dropout) == (0.1, 0.1, 0.1, 0.2)

@@ -11,7 +11,7 @@ from search.config import Config
 from search.data import Split
 from search.errors import ConfigError
 from search.models import build_model
-from search.training import Schedule, read_history, train
+from search.training import Schedule, one_hot, read_history, train
 
 TINY = Config(width1=8, width2=8, width3=8, dense_units=16, epochs=2, batch_size=32, val_size=50)
 
@@ -206,9 +206,7 @@ def test_with_lookahead_the_last_validation_measures_the_weights_that_are_kept()
     model = build_model(c)
     r = train(model, c, split, verbose=False)
     logits = model.predict(split.x_val, verbose=0)
-    loss = keras.losses.CategoricalCrossentropy(from_logits=True)(
-        np.eye(10)[split.y_val.reshape(-1)], logits
-    )
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True)(one_hot(split.y_val), logits)
     assert r.history["val_loss"][-1] == pytest.approx(float(loss), rel=1e-4)
 
 
