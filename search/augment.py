@@ -16,12 +16,38 @@ MEAN_PIXEL = 120.0
 CUTOUT_AREA = (0.05, 0.25)  # each side of the patch is sqrt(u) of the image, u in this range
 
 
+class AlternatingFlip(keras.layers.Layer):
+    """airbench's alternating flip: over any two consecutive epochs each image is seen once
+    as it is and once mirrored, where random flips repeat or skip a view half the time.
+
+    Which half of the images is flipped on even epochs is fixed by the parity of each image's
+    pixel sum (flipping leaves it unchanged), so no image index is needed; :attr:`epoch` is
+    set by the training loop (:class:`search.training.SetEpoch`).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.epoch = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="epoch"
+        )
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        ops = keras.ops
+        pixel_sum = ops.cast(ops.sum(ops.cast(x, "float32"), axis=(1, 2, 3)), "int32")
+        flip = ops.equal(ops.mod(pixel_sum + self.epoch, 2), 1)
+        return ops.where(ops.reshape(flip, (-1, 1, 1, 1)), ops.flip(x, axis=2), x)
+
+
 def augmentation(config: Config) -> keras.Sequential | None:
     """The training-time transforms of ``config.aug``; None when there are none."""
     a = config.aug
     layers: list[keras.layers.Layer] = []
     seed = config.seed
-    if a["flip"]:
+    if a["flip"] and config.alt_flip:
+        layers.append(AlternatingFlip(name="flip"))
+    elif a["flip"]:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="flip"))
     if a["translate"] > 0:
         t = float(a["translate"])

@@ -53,6 +53,7 @@ class Config:
     # --- augmentation: one strength knob, each transform overridable ----------------------
     aug_strength: float = 0.8  # 0: off; scales translate, rotate and cutout; flip when > 0
     flip: bool | None = None  # None: on when aug_strength > 0
+    alt_flip: bool = False  # airbench: a fixed half flipped on even epochs, the other half on odd
     translate: float | None = None  # fraction of the image; None: 0.125 * strength
     rotate: float | None = 0.0  # degrees; None: 10 * strength
     cutout: float | None = 0.0  # probability of erasing a patch; None: 0.5 * strength
@@ -74,6 +75,7 @@ class Config:
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0: off
     lookahead: bool = False  # airbench's lookahead: every 5 steps, pull weights to a slow copy
     bias_lr_scale: float = 1.0  # learning-rate multiplier of BatchNorm offsets (airbench: 64)
+    whiten_bias_epochs: int = 0  # fast family: freeze the whitening bias after N epochs; 0: never
 
     # --- evaluation -----------------------------------------------------------------------
     tta_flip: bool = False  # average the logits of the image and its mirror at evaluation
@@ -106,6 +108,7 @@ class Config:
         _check_range("logit_scale", self.logit_scale, 1e-3, 1e3)
         _check_range("bias_lr_scale", self.bias_lr_scale, 1e-2, 1e3)
         _check_range("early_stop", self.early_stop, 0, 10_000)
+        _check_range("whiten_bias_epochs", self.whiten_bias_epochs, 0, 10_000)
         if self.translate is not None:
             _check_range("translate", self.translate, 0.0, 0.5)
         if self.rotate is not None:

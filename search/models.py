@@ -130,8 +130,9 @@ FAMILIES: dict[str, Callable] = {"seed_cnn": seed_cnn, "resnet": resnet, "fast":
 def build_model(config: Config, *, whiten_images: np.ndarray | None = None) -> keras.Model:
     """Build the config's model. ``whiten_images`` (uint8 training images) initialise the
     whitening layer when ``config.whiten``; without them it stays randomly initialised."""
-    if config.whiten and config.family != "fast":
-        raise ConfigError(f"whiten applies to the fast family only, not {config.family}.")
+    for name in ("whiten", "whiten_bias_epochs"):
+        if getattr(config, name) and config.family != "fast":
+            raise ConfigError(f"{name} applies to the fast family only, not {config.family}.")
     keras.utils.set_random_seed(config.seed)
     inputs = keras.Input((32, 32, 3), name="image")
     x = keras.layers.Normalization(mean=MEAN, variance=STD**2, name="normalize")(inputs)

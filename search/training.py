@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from search import STOP
-from search.augment import with_augmentation
+from search.augment import AlternatingFlip, with_augmentation
 from search.config import Config
 from search.data import NUM_CLASSES, Split
 from search.errors import ConfigError
@@ -140,6 +140,49 @@ class Lookahead(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._pull(1.0)
+
+
+class SetEpoch(keras.callbacks.Callback):
+    """Tell the alternating-flip layers which epoch is starting."""
+
+    def __init__(self, layers: list[AlternatingFlip]):
+        super().__init__()
+        self.layers = layers
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in self.layers:
+            layer.epoch.assign(epoch)
+
+
+class FreezeWhitenBias(keras.callbacks.Callback):
+    """airbench trains the whitening layer's bias for the first epochs only: from epoch
+    ``after`` on, every step puts it back to its value then."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after, self.frozen = after, None
+
+    def on_train_begin(self, logs=None):
+        self.bias = _inner(self.model).get_layer("whiten").bias
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.after and self.frozen is None:
+            self.frozen = keras.ops.convert_to_numpy(self.bias)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.frozen is not None:
+            self.bias.assign(self.frozen)
+
+
+def _sublayers(layer: keras.layers.Layer):
+    for sub in getattr(layer, "layers", []):
+        yield sub
+        yield from _sublayers(sub)
+
+
+def _inner(train_model: keras.Model) -> keras.Model:
+    """The model inside a training model of :func:`with_augmentation`."""
+    return train_model.layers[-1]
 
 
 def compile_for_training(model: keras.Model, config: Config, steps_per_epoch: int) -> keras.Model:
@@ -308,7 +351,12 @@ def fit(
     extra = list(callbacks or [])
     watch = _Watch(config, n, on_epoch, verbose, Path(history_csv) if history_csv else None)
     callbacks = []
-    if config.lookahead:  # first: the other callbacks see the pulled weights
+    flips = [layer for layer in _sublayers(train_model) if isinstance(layer, AlternatingFlip)]
+    if flips:
+        callbacks.append(SetEpoch(flips))
+    if config.whiten_bias_epochs:
+        callbacks.append(FreezeWhitenBias(config.whiten_bias_epochs))
+    if config.lookahead:  # before the rest, which see the pulled weights
         callbacks.append(Lookahead(steps_per_epoch(config, split) * config.epochs))
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))

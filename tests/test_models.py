@@ -55,6 +55,8 @@ def test_dropout_rates_and_widths_come_from_the_config():
 def test_whiten_is_refused_outside_the_fast_family():
     with pytest.raises(ConfigError, match="whiten applies to the fast family only"):
         build_model(Config(whiten=True))
+    with pytest.raises(ConfigError, match="whiten_bias_epochs applies to the fast family only"):
+        build_model(Config(whiten_bias_epochs=3))
 
 
 def test_strength_zero_is_the_identity():
@@ -75,6 +77,24 @@ def test_augmentation_acts_only_in_training():
     x = X.astype("float32")
     assert np.array_equal(aug(x, training=False), x)
     assert not np.allclose(aug(x, training=True), x)
+
+
+def test_alternating_flip_shows_each_image_once_each_way_over_two_epochs():
+    aug = augmentation(Config(aug_strength=1.0, alt_flip=True, translate=0.0))
+    layer = aug.get_layer("flip")
+    x = np.random.default_rng(2).integers(0, 256, (200, 32, 32, 3)).astype("float32")
+    mirrored = x[:, :, ::-1]
+    seen = []
+    for epoch in (0, 1, 2):
+        layer.epoch.assign(epoch)
+        y = np.asarray(aug(x, training=True))
+        flipped = np.array([np.array_equal(a, m) for a, m in zip(y, mirrored)])
+        assert all(np.array_equal(a, b) for a, b, f in zip(y, x, flipped) if not f)
+        seen.append(flipped)
+    assert (seen[0] != seen[1]).all()  # each image once as it is, once mirrored
+    assert (seen[0] == seen[2]).all()  # the same half again two epochs on
+    assert 0.35 < seen[0].mean() < 0.65
+    assert np.array_equal(aug(x, training=False), x)
 
 
 def test_whitening_layer_whitens_patches():

@@ -210,6 +210,54 @@ def test_with_lookahead_the_last_validation_measures_the_weights_that_are_kept()
     assert r.history["val_loss"][-1] == pytest.approx(float(loss), rel=1e-4)
 
 
+FAST_TINY = Config(
+    family="fast", width1=8, width2=8, width3=8, dense_units=0, dense_dropout=0.0,
+    dropout1=0.0, dropout2=0.0, dropout3=0.0, optimizer="sgd", learning_rate=0.1,
+    batch_size=32, epochs=3, val_size=50,
+)  # fmt: skip
+
+
+class _Record(keras.callbacks.Callback):
+    """Calls ``read(model)`` at the end of every epoch."""
+
+    def __init__(self, read):
+        super().__init__()
+        self.read, self.values = read, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values.append(self.read(self.model))
+
+
+def test_the_whitening_bias_trains_for_its_epochs_then_stays():
+    from search.training import compile_for_training, fit, steps_per_epoch
+
+    def bias_by_epoch(config):
+        split = tiny_split()
+        model = build_model(config)
+        record = _Record(lambda m: np.array(model.get_layer("whiten").bias))
+        train_model = compile_for_training(model, config, steps_per_epoch(config, split))
+        fit(train_model, config, split, verbose=False, callbacks=[record])
+        return record.values
+
+    free = bias_by_epoch(FAST_TINY)
+    frozen = bias_by_epoch(FAST_TINY.replace(whiten_bias_epochs=1))
+    assert np.array_equal(frozen[0], free[0]) and np.abs(frozen[0]).max() > 0
+    assert np.array_equal(frozen[1], frozen[0]) and np.array_equal(frozen[2], frozen[0])
+    assert not np.allclose(free[2], free[0])
+
+
+def test_alternating_flip_is_told_each_epoch():
+    from search.training import compile_for_training, fit, steps_per_epoch
+
+    c = FAST_TINY.replace(alt_flip=True, aug_strength=0.5)
+    split = tiny_split()
+    train_model = compile_for_training(build_model(c), c, steps_per_epoch(c, split))
+    layer = train_model.get_layer("augment").get_layer("flip")
+    record = _Record(lambda m: int(layer.epoch.numpy()))
+    fit(train_model, c, split, verbose=False, callbacks=[record])
+    assert record.values == [0, 1, 2]
+
+
 def _linear_model(seed=0):
     """A position-sensitive model: logits are a fixed linear map of every pixel."""
     keras.utils.set_random_seed(seed)
