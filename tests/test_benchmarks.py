@@ -98,3 +98,19 @@ def test_search_efficiency_target_missed_when_a_is_late_or_trails_d_at_some_epoc
     assert not t["a_reaches_c_within_a_third"]
     assert not t["a_not_worse_than_d"] and t["a_minus_d_at_equal_epochs_worst"] < 0
     assert t["a_minus_d_at_budget"] == pytest.approx(0.5 - 0.6)
+
+
+def test_torch_reference_without_torch_says_how_to_install_it(tmp_path):
+    code = (  # as if PyTorch were not installed: its import fails
+        "import sys, runpy\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch': raise ImportError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        f"sys.argv = ['torch_reference.py', '--out', r'{tmp_path}']\n"
+        "runpy.run_path('benchmarks/torch_reference.py', run_name='__main__')\n"
+    )
+    r = run_script("-c", code)
+    assert r.returncode == 1
+    assert "pip install torch==2.13.0" in r.stderr and "Traceback" not in r.stderr
+    assert not list(tmp_path.iterdir())
