@@ -4,7 +4,8 @@ Every variant trains the same number of epochs on the same stratified train subs
 judged on the same validation images (never the test set). Test-time augmentation (flip, and
 flip plus 1-pixel shifts) costs no training, so it is read off the full recipe's own model.
 
-Usage: ``python benchmarks/ablation.py [--train-size 20000] [--epochs 8] [--only NAME,...]``
+Usage: ``python benchmarks/ablation.py [--train-size 20000] [--epochs 8] [--only NAME,...]
+[--name ablation]``
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ VARIANTS = {
         "weight decay on kernels only, BatchNorm offsets and biases exempt",
         {"decay_offsets": False},
     ),
+    "alternating flip on": (
+        "airbench's alternating flip (each image mirrored on every other epoch), not random",
+        {"alt_flip": True},
+    ),
+    "whitening bias frozen after 3 epochs": ("as airbench", {"whiten_bias_epochs": 3}),
+    "uniform 2-pixel translate": (
+        "shifts uniform over -2..2 pixels as airbench's crops; the preset's rounded U(-2, 2)"
+        " draws +-2 half as often",
+        {"translate": 2.5 / 32},
+    ),
+    "airbench details": (
+        "the three above and BatchNorm eps 1e-12 together",
+        {"alt_flip": True, "whiten_bias_epochs": 3, "translate": 2.5 / 32, "bn_eps": 1e-12},
+    ),
 }
 
 
@@ -53,6 +68,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--only", default=",".join(VARIANTS))
     p.add_argument("--out", type=Path, default=None, help="folder (default results/benchmarks)")
+    p.add_argument("--name", default="ablation", help="JSON file name, without .json")
     a = p.parse_args()
     names = a.only.split(",")
     unknown = [n for n in names if n not in VARIANTS]
@@ -103,7 +119,7 @@ def main() -> None:
             "variants": with_deltas(rows),
             "note": "one seed per variant; differences under ~0.5 points are noise",
         }
-        write("ablation", figures, out=a.out)
+        write(a.name, figures, out=a.out)
 
 
 def with_deltas(rows: dict) -> dict:
