@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REAL_ZIP, write  # noqa: E402
+from benchmarks.common import REAL_ZIP, train_and_score, write  # noqa: E402
 
 # name: (what the element is, the config change that turns it off or on)
 VARIANTS = {
@@ -76,8 +76,6 @@ def main() -> None:
         p.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     from search.config import preset
     from search.data import resolve_source, train_val
-    from search.models import build_model
-    from search.training import train, tta_logits
 
     split = train_val(
         resolve_source(a.data), val_size=a.val_size, train_size=a.train_size, split_seed=0
@@ -86,27 +84,16 @@ def main() -> None:
     rows = {}
     for name in names:
         what, change = VARIANTS[name]
-        config = base.replace(**change)
-        model = build_model(config, whiten_images=split.x_train)
-        r = train(model, config, split, verbose=False)
-
-        acc, tta, tta2 = (
-            float((logits.argmax(1) == split.y_val).mean())
-            for logits in tta_logits(model, split.x_val, level=2).values()
-        )
-        rows[name] = {
+        row = rows[name] = {
             "what": what,
             "change": change,
-            "val_accuracy": acc,
-            "val_accuracy_flip_tta": tta,
-            "val_accuracy_flip_shift_tta": tta2,
-            "train_seconds": r.seconds,
-            "status": r.status,
-            "curve": r.history["val_accuracy"],
+            **train_and_score(base.replace(**change), split),
         }
         print(
-            f"{name:<22} val {acc:.4f}  flip TTA {tta:.4f}  flip+shift TTA {tta2:.4f}"
-            f"  ({r.seconds:.0f}s)",
+            f"{name:<22} val {row['val_accuracy']:.4f}"
+            f"  flip TTA {row['val_accuracy_flip_tta']:.4f}"
+            f"  flip+shift TTA {row['val_accuracy_flip_shift_tta']:.4f}"
+            f"  ({row['train_seconds']:.0f}s)",
             flush=True,
         )
         # written after every variant, so a stopped run keeps the variants it finished

@@ -28,3 +28,26 @@ def write(name: str, figures: dict, *, out: Path | None = None) -> Path:
     path.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def train_and_score(config, split, *, verbose: bool = False) -> dict:
+    """Train ``config`` on ``split`` and score the trained model on the validation images
+    (never the test set) without and with test-time augmentation."""
+    from search.models import build_model
+    from search.training import train, tta_logits
+
+    model = build_model(config, whiten_images=split.x_train)
+    r = train(model, config, split, verbose=verbose)
+    plain, flip, flip_shift = (
+        float((logits.argmax(1) == split.y_val).mean())
+        for logits in tta_logits(model, split.x_val, level=2).values()
+    )
+    return {
+        "val_accuracy": plain,
+        "val_accuracy_flip_tta": flip,
+        "val_accuracy_flip_shift_tta": flip_shift,
+        "train_seconds": r.seconds,
+        "status": r.status,
+        "curve": r.history["val_accuracy"],
+        "params": model.count_params(),
+    }

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REAL_ZIP, write  # noqa: E402
+from benchmarks.common import REAL_ZIP, train_and_score, write  # noqa: E402
 
 BATCH, LR, MOMENTUM, WD, BIAS_SCALER, SMOOTHING, WHITEN_BIAS_EPOCHS = (
     1024, 11.5, 0.85, 0.0153, 64.0, 0.2, 3,
@@ -178,28 +178,6 @@ def torch_run(split, epochs: float, seed: int) -> dict:
     }
 
 
-def keras_run(split, epochs: int, seed: int) -> dict:
-    from search.config import preset
-    from search.models import build_model
-    from search.training import train, tta_logits
-
-    config = preset("fast").replace(epochs=epochs, seed=seed)
-    model = build_model(config, whiten_images=split.x_train)
-    r = train(model, config, split, verbose=True)
-    acc = [
-        float((lo.argmax(1) == split.y_val).mean())
-        for lo in tta_logits(model, split.x_val, level=2).values()
-    ]
-    return {
-        "val_accuracy": acc[0],
-        "val_accuracy_flip_tta": acc[1],
-        "val_accuracy_flip_shift_tta": acc[2],
-        "train_seconds": r.seconds,
-        "curve": r.history["val_accuracy"],
-        "params": model.count_params(),
-    }
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data", default=str(REAL_ZIP))
@@ -215,6 +193,7 @@ def main() -> None:
         import torch  # noqa: F401
     except ImportError:
         sys.exit("torch_reference needs PyTorch: pip install torch==2.13.0 (the CPU build).")
+    from search.config import preset
     from search.data import resolve_source, train_val
 
     split = train_val(
@@ -228,7 +207,8 @@ def main() -> None:
         "runs": {},
     }
     if a.keras:
-        figures["runs"]["keras fast preset"] = keras_run(split, a.epochs, a.seed)
+        config = preset("fast").replace(epochs=a.epochs, seed=a.seed)
+        figures["runs"]["keras fast preset"] = train_and_score(config, split, verbose=True)
         write(a.name, figures, out=a.out)
     figures["runs"]["torch airbench93 recipe"] = torch_run(split, a.epochs, a.seed)
     write(a.name, figures, out=a.out)

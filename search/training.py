@@ -158,12 +158,9 @@ class FreezeWhitenBias(keras.callbacks.Callback):
     """airbench trains the whitening layer's bias for the first epochs only: from epoch
     ``after`` on, every step puts it back to its value then."""
 
-    def __init__(self, after: int):
+    def __init__(self, bias, after: int):
         super().__init__()
-        self.after, self.frozen = after, None
-
-    def on_train_begin(self, logs=None):
-        self.bias = _inner(self.model).get_layer("whiten").bias
+        self.bias, self.after, self.frozen = bias, after, None
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch >= self.after and self.frozen is None:
@@ -178,11 +175,6 @@ def _sublayers(layer: keras.layers.Layer):
     for sub in getattr(layer, "layers", []):
         yield sub
         yield from _sublayers(sub)
-
-
-def _inner(train_model: keras.Model) -> keras.Model:
-    """The model inside a training model of :func:`with_augmentation`."""
-    return train_model.layers[-1]
 
 
 def compile_for_training(model: keras.Model, config: Config, steps_per_epoch: int) -> keras.Model:
@@ -351,11 +343,13 @@ def fit(
     extra = list(callbacks or [])
     watch = _Watch(config, n, on_epoch, verbose, Path(history_csv) if history_csv else None)
     callbacks = []
-    flips = [layer for layer in _sublayers(train_model) if isinstance(layer, AlternatingFlip)]
+    layers = list(_sublayers(train_model))
+    flips = [layer for layer in layers if isinstance(layer, AlternatingFlip)]
     if flips:
         callbacks.append(SetEpoch(flips))
     if config.whiten_bias_epochs:
-        callbacks.append(FreezeWhitenBias(config.whiten_bias_epochs))
+        whiten = next(layer for layer in layers if layer.name == "whiten")
+        callbacks.append(FreezeWhitenBias(whiten.bias, config.whiten_bias_epochs))
     if config.lookahead:  # before the rest, which see the pulled weights
         callbacks.append(Lookahead(steps_per_epoch(config, split) * config.epochs))
     if backup_dir is not None:
