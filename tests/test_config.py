@@ -33,6 +33,8 @@ def test_ints_for_float_fields_make_the_same_config():
         (dict(learning_rate=float("nan")), r"learning_rate must be float"),
         (dict(flip="yes"), r"flip must be bool or null"),
         (dict(train_size=46000), r"train_size = 46000 is out of range"),
+        (dict(whiten_bias_epochs=-1), r"whiten_bias_epochs = -1 is out of range"),
+        (dict(alt_flip="yes"), r"alt_flip must be bool"),
     ],
 )
 def test_bad_values_name_the_key(changes, message):
