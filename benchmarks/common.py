@@ -33,14 +33,14 @@ def write(name: str, figures: dict, *, out: Path | None = None) -> Path:
 def train_and_score(config, split, *, verbose: bool = False) -> dict:
     """Train ``config`` on ``split`` and score the trained model on the validation images
     (never the test set) without and with test-time augmentation."""
+    from search.evaluate import tta_scores
     from search.models import build_model
-    from search.training import train, tta_logits
+    from search.training import train
 
     model = build_model(config, whiten_images=split.x_train)
     r = train(model, config, split, verbose=verbose)
     plain, flip, flip_shift = (
-        float((logits.argmax(1) == split.y_val).mean())
-        for logits in tta_logits(model, split.x_val, level=2).values()
+        s["accuracy"] for s in tta_scores(model, split.x_val, split.y_val, level=2).values()
     )
     return {
         "val_accuracy": plain,

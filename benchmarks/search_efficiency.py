@@ -46,10 +46,12 @@ METHODS = {
 
 def anytime(trials) -> list[tuple[int, float]]:
     """(cumulative epochs, best complete value so far) after each trial, in finishing order."""
+    from search.record import Attr
+
     done = sorted((t for t in trials if t.datetime_complete), key=lambda t: t.datetime_complete)
     out, epochs, best = [], 0, float("nan")
     for t in done:
-        epochs += int(t.user_attrs.get("epochs", 0))
+        epochs += int(t.user_attrs.get(Attr.EPOCHS, 0))
         if t.state.name == "COMPLETE" and t.value is not None:
             best = t.value if not best == best else max(best, t.value)
         out.append((epochs, best))
@@ -66,13 +68,11 @@ def epochs_to_reach(curve: list[tuple[int, float]], target: float) -> int | None
 
 
 def run_one(method: str, seed: int, a: argparse.Namespace, source) -> list[tuple[int, float]]:
-    from search import study as st
-    from search.space import load_space
+    from search.settings import Settings, create_or_resume, load
+    from search.worker import run_worker
 
-    space = load_space(a.space)
-    s = st.Settings(
-        space_path=a.space,
-        space_text=space.text,
+    s = Settings.from_options(
+        space=a.space,
         trials=10_000,
         epochs=a.epochs,
         train_size=a.train_size,
@@ -82,9 +82,9 @@ def run_one(method: str, seed: int, a: argparse.Namespace, source) -> list[tuple
         **METHODS[method],
     )
     name = f"{method}-s{seed}"
-    st.create_or_resume(name, None, s, given=set(), enqueue_seed=False)
-    st.run_worker(name, None, source)
-    return anytime(st.load(name)[0].get_trials())
+    create_or_resume(name, None, s, given=set(), enqueue_seed=False)
+    run_worker(name, None, source)
+    return anytime(load(name)[0].get_trials())
 
 
 def main() -> None:

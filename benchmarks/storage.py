@@ -33,11 +33,11 @@ TINY_SPACE = ROOT / "tests" / "spaces" / "tiny.toml"
 def overhead_ms(url: str, name: str, n: int) -> list[float]:
     import optuna
 
-    from search import study as st
     from search.space import load_space
+    from search.storage import open_storage
 
     space = load_space(TINY_SPACE)
-    storage = st.open_storage(url)
+    storage = open_storage(url)
     study = optuna.create_study(
         study_name=name,
         storage=storage,

@@ -31,14 +31,14 @@ def main() -> None:
     p.add_argument("--train-size", type=int, default=1000)
     a = p.parse_args()
     os.environ["CIFAR10_RESULTS"] = tempfile.mkdtemp(prefix="memory-bench-")
-    from search import study as st
     from search.data import resolve_source
-    from search.space import load_space
+    from search.env import recycle_mb
+    from search.record import Attr
+    from search.settings import Settings, create_or_resume, load
+    from search.worker import run_worker
 
-    space = load_space(a.space)
-    s = st.Settings(
-        space_path=a.space,
-        space_text=space.text,
+    s = Settings.from_options(
+        space=a.space,
         trials=a.trials,
         epochs=1,
         train_size=a.train_size,
@@ -46,18 +46,18 @@ def main() -> None:
         pruner="none",
         sampler="random",
     )
-    st.create_or_resume("memory", None, s, given=set())
+    create_or_resume("memory", None, s, given=set())
     t0 = time.perf_counter()
-    st.run_worker("memory", None, resolve_source(a.data))
-    inproc = [t.user_attrs["rss_mb"] for t in st.load("memory")[0].get_trials()]
+    run_worker("memory", None, resolve_source(a.data))
+    inproc = [t.user_attrs[Attr.RSS_MB] for t in load("memory")[0].get_trials()]
     t1 = time.perf_counter()
     cmd = [sys.executable, "-m", "search.cli", "start", "--study", "memory-cli", "--space",
            a.space, "--trials", str(a.trials), "--epochs", "1", "--train-size",
            str(a.train_size), "--val-size", "500", "--pruner", "none", "--sampler", "random",
            "--data", a.data, "--no-plots"]  # fmt: skip
     subprocess.run(cmd, check=True)
-    trials = st.load("memory-cli")[0].get_trials()
-    cli = [t.user_attrs["rss_mb"] for t in trials]
+    trials = load("memory-cli")[0].get_trials()
+    cli = [t.user_attrs[Attr.RSS_MB] for t in trials]
     figures = {
         "trials": len(trials),
         "train_images": a.train_size,
@@ -72,9 +72,9 @@ def main() -> None:
         "cli_worker": {
             "how": "cifar10-search start: the worker restarts itself (os.execv) between trials "
             "once it holds RECYCLE_MB more than after its first trial",
-            "recycle_mb": st.RECYCLE_MB,
+            "recycle_mb": recycle_mb(),
             "rss_mb_per_trial": cli,
-            "restarts": max(t.user_attrs["process_restarts"] for t in trials),
+            "restarts": max(t.user_attrs[Attr.RESTARTS] for t in trials),
             "growth_from_trial_2_mb": cli[-1] - cli[1],
             "max_above_trial_2_mb": max(cli[1:]) - cli[1],
             "wall_seconds": time.perf_counter() - t1,

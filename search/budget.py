@@ -1,7 +1,8 @@
 """Budgets known the moment a model is built: parameters and batch-1 inference latency.
 
 Latency is timed on a compiled inference function after warm-up, never on ``model.predict``
-(whose per-call overhead alone is tens of milliseconds).
+(whose per-call overhead alone is tens of milliseconds). Keras is imported where a model is
+measured, not with the module: the limits are needed by commands that build no model.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 MAX_PARAMS = 1_000_000
 MAX_LATENCY_MS = 20.0
@@ -38,6 +42,8 @@ class Measurement:
 
 def compiled_inference(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     """A compiled ``x -> logits`` function of the model in inference mode, for the backend."""
+    import keras
+
     backend = keras.config.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -62,6 +68,8 @@ def compiled_inference(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]
 
 def intra_op_threads() -> int:
     """The thread count inference runs with: the backend's setting, else every core."""
+    import keras
+
     if keras.config.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -73,6 +81,8 @@ def intra_op_threads() -> int:
 
 def measure(model: keras.Model, *, warmup: int = 20, runs: int = 200) -> Measurement:
     """Parameter count and batch-1 latency percentiles of the model."""
+    import keras
+
     fn = compiled_inference(model)
     x = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)).astype("float32")
     for _ in range(warmup):

@@ -44,7 +44,7 @@ class Config:
     dropout3: float = 0.4
     dense_units: int = 256  # seed_cnn's hidden dense layer; 0: none
     dense_dropout: float = 0.5
-    bn_momentum: float = 0.9  # Keras' 0.99 is too slow for short trials (DESIGN.md, traps)
+    bn_momentum: float = 0.9  # Keras' 0.99 leaves short trials' moving statistics unset
     bn_eps: float = 1e-3  # BatchNorm epsilon: Keras' default; airbench uses 1e-12
     whiten: bool = False  # first conv initialised from the patch whitening of the data (fast)
     dirac: bool = False  # 3x3 convs start as the identity on their first c_in filters (airbench)
@@ -216,9 +216,8 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 
 
 # The historical hand-tuned model; the seed CNN as we start it (the historical model with
-# lighter dropout: at 10 epochs on the 45k/5k split, validation 0.8124 against 0.7764, as
-# results/reference/seed-10 and historical-10 record); the residual and fast families'
-# starting points.
+# lighter dropout); the residual and fast families' starting points. What each scores is in
+# the README's table and results/reference/, not here.
 PRESETS: dict[str, Config] = {
     "historical": Config(),
     "seed": Config(dropout1=0.1, dropout2=0.1, dropout3=0.1, dense_dropout=0.2),
@@ -258,7 +257,7 @@ PRESETS: dict[str, Config] = {
         dense_dropout=0.0,
         bn_momentum=0.6,
         whiten=True,
-        dirac=True,  # 20k images, 4 epochs: val 0.734 against 0.631 without (ablation.json)
+        dirac=True,  # see the ablation in the README's table
         logit_scale=1 / 9,
         activation="gelu",
         # airbench's SGD in Keras terms: its lr 11.5 per 1024 examples on a summed loss is
@@ -270,9 +269,7 @@ PRESETS: dict[str, Config] = {
         momentum=0.85,
         nesterov=True,
         weight_decay=0.0089,
-        # offsets and biases decay too, as in airbench: 45k images, 12 epochs, validation
-        # 0.8800 against 0.8642 without (flip+shift TTA 0.8914 / 0.8794)
-        decay_offsets=True,
+        decay_offsets=True,  # offsets and biases decay too, as in airbench
         label_smoothing=0.2,
         batch_size=1024,
         epochs=10,

@@ -18,8 +18,11 @@ from optuna.trial import TrialState
 from search.config import Config
 from search.data import CLASSES, Source
 from search.errors import UserError
-from search.runs import TTA_REPORTS, evaluate_run, train_run, write_confusion, write_json
-from search.study import best_feasible, end_of, load, lost_trials, study_dir
+from search.evaluate import TTA_REPORTS, next_evaluation
+from search.record import Attr, End, best_complete, end_of, lost_trials
+from search.runs import evaluate_run, train_run, write_json
+from search.settings import load
+from search.storage import study_dir
 
 DEFAULT_EPOCH_FACTOR = 3.0
 
@@ -32,7 +35,7 @@ def pick_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     """The best complete trial, or trial ``number`` if it completed; anything else is refused
     with the reason it cannot stand for a config."""
     if number is None:
-        return best_feasible(study)
+        return best_complete(study)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         raise UserError(
@@ -44,9 +47,9 @@ def pick_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     end, detail = end_of(t, lost_trials(study))
     detail = detail.splitlines()[:1]
     why = {
-        "over_budget": "it is over budget",
-        "pruned": "it was pruned",
-        "diverged": "its training diverged",
+        End.OVER_BUDGET: "it is over budget",
+        End.PRUNED: "it was pruned",
+        End.DIVERGED: "its training diverged",
     }.get(end, f"it ended as {end}")
     raise UserError(
         f"trial {number} of study {study.study_name!r} cannot be retrained: {why}"
@@ -77,7 +80,7 @@ def retrain(
         raise UserError(f"--seeds must be at least 1, got {seeds}.")
     study, settings = load(name, storage)
     t = pick_trial(study, trial)
-    searched = Config.from_dict(t.user_attrs["config"], where=f"trial {t.number}'s config")
+    searched = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}'s config")
     n_epochs = epochs or max(1, round(settings.epochs * epoch_factor))
     config = searched.replace(val_size=0, train_size=None, epochs=n_epochs)
     out = final_dir(name)
@@ -154,9 +157,6 @@ def evaluate_final(name: str, source: Source, *, tta: bool | None = None) -> dic
     first = per_seed[0]
     out = final_dir(name)
     previous = out / "test_metrics.json"
-    evaluations = 1
-    if previous.exists():
-        evaluations += int(json.loads(previous.read_text()).get("test_evaluations", 0))
     cm = np.sum([np.array(r["confusion_matrix"]) for r in per_seed], axis=0)
     flip = [r["accuracy_tta_flip"] for r in per_seed if r["accuracy_tta_flip"] is not None]
     shift = [r["accuracy_tta_flip_shift"] for r in per_seed if r["accuracy_tta_flip_shift"]]
@@ -184,12 +184,14 @@ def evaluate_final(name: str, source: Source, *, tta: bool | None = None) -> dic
         "config": plan["config"],
         "data_source": first["data_source"],
         "data_checksum_sha256": first["data_checksum_sha256"],
-        "test_evaluations": evaluations,
+        "test_evaluations": next_evaluation(previous),
         "versions": first["versions"],
         "machine": first["machine"],
         "git_commit": first["git_commit"],
         "evaluated_at": first["evaluated_at"],
     }
+    from search.plots import write_confusion
+
     write_confusion(out, cm)
     write_json(previous, result)
     return result

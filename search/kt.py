@@ -5,12 +5,12 @@ conditional scopes). Every KerasTuner trial is mirrored, as it runs, into a tria
 Optuna storage, recorded by the very same :class:`~search.study.Objective` steps: so
 ``status``, ``plots``, the report, the dashboard, retrain and test work on either engine.
 A Hyperband round that stops a config before the study's epochs is recorded as pruned.
+:func:`run_kerastuner` is an engine with ``search.worker.Engine``'s signature.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import warnings
 from typing import Any, TextIO
@@ -20,10 +20,12 @@ import optuna
 from optuna.trial import TrialState
 
 from search.data import Source, split_for
+from search.objective import Objective, Trainer, WorkerContext
+from search.record import Attr
+from search.report import progress_line
+from search.settings import Settings, remaining
 from search.space import Space
-from search.study import Objective, Settings, progress_line, remaining, study_dir
-
-TUNERS = ("hyperband", "bayesian", "random")
+from search.storage import study_dir
 
 
 class _TargetReached(kt.errors.FatalError):
@@ -71,7 +73,7 @@ class SpaceHyperModel(kt.HyperModel):
         if remaining(self.study, Settings.of(self.study)) <= 0:
             raise _TargetReached("the study's target is reached")
         params = active_values(self.objective.space, hp)
-        self.study.enqueue_trial(params, user_attrs={"engine": "kerastuner"})
+        self.study.enqueue_trial(params, user_attrs={Attr.ENGINE: "kerastuner"})
         trial = self.study.ask()
         t0 = time.perf_counter()
         try:
@@ -93,7 +95,7 @@ class SpaceHyperModel(kt.HyperModel):
         from search.training import fit
 
         trial, config, t0 = self.pending
-        trial.set_user_attr("initial_epoch", initial_epoch)
+        trial.set_user_attr(Attr.INITIAL_EPOCH, initial_epoch)
         try:
             with self.objective.recording(trial, t0):
                 r = fit(
@@ -140,12 +142,21 @@ def _predeclared(tuner_class: type) -> type:
 
 
 def run_kerastuner(
-    study: optuna.Study, settings: Settings, source: Source, *, out: TextIO | None = None
+    study: optuna.Study,
+    settings: Settings,
+    source: Source,
+    *,
+    context: WorkerContext,
+    out: TextIO,
+    recycle: bool = False,
+    train: Trainer | None = None,
 ) -> None:
-    """Run a KerasTuner search over the study's space until its target is reached."""
+    """Run a KerasTuner search over the study's space until its target is reached. One
+    process (no recycling: the tuner's state lives in it); KerasTuner drives the training
+    loop (``search.training.fit``), so ``train`` is not used."""
     split = split_for(settings.base(), source)
-    objective = Objective(settings, split)
-    hm = SpaceHyperModel(study, settings, objective, out or sys.stdout)
+    objective = Objective(settings, split, context=context)
+    hm = SpaceHyperModel(study, settings, objective, out)
     common = dict(
         hypermodel=hm,
         objective=kt.Objective("val_accuracy", "max"),

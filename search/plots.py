@@ -10,25 +10,28 @@ Every HTML file refers to one ``plotly.min.js`` written beside it: no network, n
 
 from __future__ import annotations
 
-import html
 import json
 import warnings
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from search.study import Settings, best_feasible, end_of, lost_trials, study_dir, trials_frame
+from search.data import CLASSES
+from search.record import Attr, End, best_complete, end_of, lost_trials
+from search.report import report_html, tally, trials_frame
+from search.settings import Settings
+from search.storage import study_dir
 
 PLOTLY_JS = "plotly.min.js"
-END_STYLE = {  # colour and dash of each way a trial can end
-    "complete": ("#1f77b4", "solid"),
-    "pruned": ("#9e9e9e", "dash"),
-    "diverged": ("#d62728", "dot"),
+END_STYLE = {  # colour and dash of each way a trial can end; others: orange dash-dot
+    End.COMPLETE: ("#1f77b4", "solid"),
+    End.PRUNED: ("#9e9e9e", "dash"),
+    End.DIVERGED: ("#d62728", "dot"),
 }
 
 
@@ -86,7 +89,7 @@ def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
             continue
         if t.state == TrialState.COMPLETE and t.value is not None:
             complete.append({"number": t.number, "value": t.value, "cost": c})
-        elif _end(t, lost) == "over_budget":
+        elif _end(t, lost) == End.OVER_BUDGET:
             over.append({"number": t.number, "cost": c})
         elif t.intermediate_values:
             last = t.intermediate_values[max(t.intermediate_values)]
@@ -104,44 +107,31 @@ def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
 
 def summary_info(study: optuna.Study, settings: Settings) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
-    lost = lost_trials(study)
-    by_state: dict[str, int] = {}
-    by_end: dict[str, int] = {}
-    for t in trials:
-        by_state[t.state.name] = by_state.get(t.state.name, 0) + 1
-        by_end[_end(t, lost)] = by_end.get(_end(t, lost), 0) + 1
-    trained = sum(int(t.user_attrs.get("epochs", 0)) for t in trials)
-    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    saved_pruning = sum(
-        settings.epochs - int(t.user_attrs.get("epochs", 0))
-        for t in ran
-        if _end(t, lost) != "over_budget"
-    )
-    saved_budget = settings.epochs * sum(1 for t in ran if _end(t, lost) == "over_budget")
+    n = tally(study, settings)
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     best = None
     try:
-        b = best_feasible(study)
+        b = best_complete(study)
         best = {
             "number": b.number,
             "value": b.value,
             "params": b.params,
-            "n_params": b.user_attrs.get("n_params"),
-            "latency_p50_ms": b.user_attrs.get("latency_p50_ms"),
-            "config": b.user_attrs.get("config"),
+            "n_params": b.user_attrs.get(Attr.N_PARAMS),
+            "latency_p50_ms": b.user_attrs.get(Attr.LATENCY_P50),
+            "config": b.user_attrs.get(Attr.CONFIG),
         }
     except Exception:  # noqa: BLE001 - no complete trial: the page says so
         pass
     return {
         "study": study.study_name,
-        "trials": len(trials),
-        "by_state": by_state,
-        "by_end": by_end,
+        "trials": n.trials,
+        "by_state": n.by_state,
+        "by_end": n.by_end,
         "epochs_per_trial": settings.epochs,
-        "epochs_trained": trained,
-        "epochs_saved_by_pruning": saved_pruning,
-        "epochs_saved_by_budget_checks": saved_budget,
+        "epochs_trained": n.epochs_trained,
+        "epochs_saved_by_pruning": n.epochs_saved_by_pruning,
+        "epochs_saved_by_budget_checks": n.epochs_saved_by_budget_checks,
         "wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
         "best": best,
         "settings": {
@@ -176,10 +166,10 @@ def learning_curves_figure(info: list[dict[str, Any]]) -> go.Figure:
                 line={"color": colour, "dash": dash},
                 marker={
                     "symbol": ["circle"] * (len(c["epochs"]) - 1)
-                    + ["x" if c["end"] != "complete" else "circle"],
+                    + ["x" if c["end"] != End.COMPLETE else "circle"],
                     "size": 7,
                 },
-                opacity=1.0 if c["end"] == "complete" else 0.6,
+                opacity=1.0 if c["end"] == End.COMPLETE else 0.6,
             )
         )
     fig.update_layout(
@@ -305,9 +295,9 @@ def _figures(study: optuna.Study, settings: Settings) -> dict[str, go.Figure]:
     figs["learning_curves"] = learning_curves_figure(learning_curves_info(study))
     figs["timeline"] = _guard("Timeline of trials", lambda: vis.plot_timeline(study))
     figs["pareto_latency"] = pareto_figure(
-        pareto_info(study, "latency_p50_ms", settings.max_latency_ms)
+        pareto_info(study, Attr.LATENCY_P50, settings.max_latency_ms)
     )
-    figs["pareto_params"] = pareto_figure(pareto_info(study, "n_params", settings.max_params))
+    figs["pareto_params"] = pareto_figure(pareto_info(study, Attr.N_PARAMS, settings.max_params))
     return figs
 
 
@@ -353,49 +343,37 @@ def write_all(study: optuna.Study, settings: Settings, out: Path | None = None) 
     info = summary_info(study, settings)
     (out / "summary.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     report = out / "report.html"
-    report.write_text(report_html(info, figs), encoding="utf-8")
+    report.write_text(report_html(info, figs, plotly_js=PLOTLY_JS), encoding="utf-8")
     return report
 
 
-def report_html(info: dict[str, Any], figs: dict[str, go.Figure]) -> str:
-    e = html.escape
-    best = info["best"]
-    if best is None:
-        best_html = (
-            "<p class='warn'>No complete trial yet: nothing has been trained to the end.</p>"
-        )
-    else:
-        best_html = (
-            f"<p>Best trial <b>#{best['number']}</b>: validation accuracy "
-            f"<b>{best['value']:.4f}</b>, {best['n_params']:,} parameters, latency p50 "
-            f"{best['latency_p50_ms']} ms.</p><details><summary>its config</summary><pre>"
-            f"{e(json.dumps(best['config'], indent=2))}</pre></details>"
-        )
-    rows = "".join(
-        f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in sorted(info["by_end"].items())
-    )
-    states = ", ".join(f"{v} {k.lower()}" for k, v in sorted(info["by_state"].items()))
-    wall = info["wall_seconds"]
-    body = "".join(
-        f"<section id='{stem}'>{fig.to_html(full_html=False, include_plotlyjs=False)}</section>"
-        for stem, fig in figs.items()
-    )
-    stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Study {e(info["study"])}</title>
-<script src="{PLOTLY_JS}"></script>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}
-table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:2px 8px}}
-.warn{{color:#b00}}section{{margin:1.5em 0}}</style></head>
-<body><h1>Study {e(info["study"])}</h1>
-<p>{info["trials"]} trials ({e(states)}); {info["epochs_trained"]} epochs trained,
-{info["epochs_saved_by_pruning"]} saved by pruning and {info["epochs_saved_by_budget_checks"]}
-by budget checks ({info["epochs_per_trial"]} epochs per trial at most);
-wall time {wall / 60:.1f} min.</p>
-{best_html}
-<table><tr><td><b>end</b></td><td><b>trials</b></td></tr>{rows}</table>
-<details><summary>study settings</summary><pre>{e(json.dumps(info["settings"], indent=2))}</pre>
-</details>
-{body}
-<p><small>written {stamp} by cifar10-search</small></p></body></html>
-"""
+def write_confusion(run: Path, cm: np.ndarray) -> None:
+    """CSV of counts, and two PNGs: counts and row-normalised (recall per true class)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.DataFrame(cm, index=list(CLASSES), columns=list(CLASSES))
+    table.to_csv(run / "confusion_matrix.csv", index_label="true \\ predicted")
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    for name, mat, fmt in (
+        ("confusion_matrix.png", cm, "d"),
+        ("confusion_matrix_normalized.png", norm, ".2f"),
+    ):
+        fig, ax = plt.subplots(figsize=(8, 7))
+        im = ax.imshow(mat, cmap="Blues")
+        fig.colorbar(im, ax=ax)
+        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
+        ax.set_yticks(range(len(CLASSES)), CLASSES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("Confusion matrix" + (" (normalised by true class)" if fmt != "d" else ""))
+        hi = mat.max() / 2
+        for (i, j), v in np.ndenumerate(mat):
+            colour = "white" if v > hi else "black"
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color=colour)
+        fig.tight_layout()
+        fig.savefig(run / name, dpi=100)
+        plt.close(fig)

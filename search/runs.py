@@ -7,22 +7,23 @@ PNGs, and counts how many times the run was evaluated on the test set.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from search import env
 from search.config import Config
-from search.data import CLASSES, Source, load_test, results_root, split_for
+from search.data import Source, load_test, resolve_source, split_for
 from search.errors import UserError
+from search.evaluate import TTA_KEYS, next_evaluation, tta_level, tta_scores
 from search.provenance import provenance
 
 
 def new_run_dir(name: str, root: Path | None = None) -> Path:
     """A fresh folder ``results/runs/<time>-<name>`` (suffixed if the second is taken)."""
-    base = (root or results_root()) / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    base = (root or env.results_root()) / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     path, i = base, 1
     while path.exists():
         i += 1
@@ -33,7 +34,7 @@ def new_run_dir(name: str, root: Path | None = None) -> Path:
 
 def latest_run(root: Path | None = None) -> Path | None:
     """The newest folder under ``results/`` holding a ``model.keras``."""
-    runs = [p.parent for p in (root or results_root()).glob("**/model.keras")]
+    runs = [p.parent for p in (root or env.results_root()).glob("**/model.keras")]
     return max(runs, key=lambda p: (p / "model.keras").stat().st_mtime, default=None)
 
 
@@ -117,10 +118,6 @@ def train_run(
     return info
 
 
-# the test metrics' TTA accuracies and how reports name them
-TTA_REPORTS = (("accuracy_tta_flip", "flip"), ("accuracy_tta_flip_shift", "flip+shift"))
-
-
 def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
     """Evaluate ``run/model.keras`` once on the 10,000 test images and write the metrics.
 
@@ -130,26 +127,18 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
     import keras
 
     from search import budget
-    from search.training import tta_logits
+    from search.plots import write_confusion
 
     config = Config.from_json(run / "config.json")
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     x, y = load_test(source)
-    if tta is None:
-        level = 2 if config.tta_shift else int(config.tta_flip)  # shift means flip and shift
-    else:
-        level = 2 if tta else 0
-    metrics = {name: _scores(v, y) for name, v in tta_logits(model, x, level=level).items()}
+    metrics = tta_scores(model, x, y, level=tta_level(config, tta))
     m = budget.measure(model)
     previous = run / "test_metrics.json"
-    evaluations = 1
-    if previous.exists():
-        evaluations += int(json.loads(previous.read_text()).get("test_evaluations", 0))
     result = {
         "run": str(run),
         "accuracy": metrics["plain"]["accuracy"],
-        "accuracy_tta_flip": metrics.get("flip", {}).get("accuracy"),
-        "accuracy_tta_flip_shift": metrics.get("flip_shift", {}).get("accuracy"),
+        **{key: metrics.get(level, {}).get("accuracy") for level, key in TTA_KEYS.items()},
         "per_class_accuracy": metrics["plain"]["per_class_accuracy"],
         "confusion_matrix": metrics["plain"]["confusion_matrix"],
         "per_class_accuracy_tta_flip": metrics.get("flip", {}).get("per_class_accuracy"),
@@ -161,65 +150,21 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
         "config": config.to_dict(),
         "data_source": str(source),
         "data_checksum_sha256": source.checksum(),
-        "test_evaluations": evaluations,
+        "test_evaluations": next_evaluation(previous),
         "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **provenance(),
     }
-    cm = np.array(metrics["plain"]["confusion_matrix"])
-    write_confusion(run, cm)
+    write_confusion(run, np.array(metrics["plain"]["confusion_matrix"]))
     write_json(previous, result)
     return result
 
 
-def _scores(logits: np.ndarray, y: np.ndarray) -> dict:
-    pred = logits.argmax(axis=1)
-    cm = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
-    np.add.at(cm, (y, pred), 1)
-    per_class = cm.diagonal() / np.maximum(cm.sum(axis=1), 1)
-    return {
-        "accuracy": float((pred == y).mean()),
-        "per_class_accuracy": {c: float(a) for c, a in zip(CLASSES, per_class)},
-        "confusion_matrix": cm.tolist(),
-    }
-
-
-def write_confusion(run: Path, cm: np.ndarray) -> None:
-    """CSV of counts, and two PNGs: counts and row-normalised (recall per true class)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(run / "confusion_matrix.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["true \\ predicted", *CLASSES])
-        for c, row in zip(CLASSES, cm):
-            w.writerow([c, *row])
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    for name, mat, fmt in (
-        ("confusion_matrix.png", cm, "d"),
-        ("confusion_matrix_normalized.png", norm, ".2f"),
-    ):
-        fig, ax = plt.subplots(figsize=(8, 7))
-        im = ax.imshow(mat, cmap="Blues")
-        fig.colorbar(im, ax=ax)
-        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
-        ax.set_yticks(range(len(CLASSES)), CLASSES)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title("Confusion matrix" + (" (normalised by true class)" if fmt != "d" else ""))
-        hi = mat.max() / 2
-        for i in range(mat.shape[0]):
-            for j in range(mat.shape[1]):
-                ax.text(
-                    j,
-                    i,
-                    format(mat[i, j], fmt),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if mat[i, j] > hi else "black",
-                )
-        fig.tight_layout()
-        fig.savefig(run / name, dpi=100)
-        plt.close(fig)
+def source_of(run: Path, data: str | None) -> Source:
+    """The test images' source: --data, else $CIFAR10_DATA, else the source the run was
+    trained from (recorded in its train.json), else Keras' download."""
+    if not data and not env.text("CIFAR10_DATA") and (run / "train.json").exists():
+        recorded = json.loads((run / "train.json").read_text()).get("data_source", "")
+        if recorded and Path(recorded).exists():
+            print(f"data: {recorded} (the run's own source)")
+            return resolve_source(recorded)
+    return resolve_source(data)

@@ -36,7 +36,7 @@ from search.config import Config, field_kind, field_names, preset
 from search.errors import ConfigError, SpaceError
 
 TYPES = ("float", "int", "categorical", "bool")
-PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when", "help"}
+PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
 TOP_KEYS = {"description", "base", "fixed", "params"}
 
 

@@ -206,11 +206,6 @@ class RunResult:
         v = self.history.get("val_accuracy")
         return float(v[-1]) if v else None
 
-    @property
-    def best_val_accuracy(self) -> float | None:
-        v = [a for a in self.history.get("val_accuracy", []) if math.isfinite(a)]
-        return float(max(v)) if v else None
-
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -389,31 +384,3 @@ def fit(
     if verbose and status != "complete":
         print(f"training ended: {status} after epoch {watch.epochs}", file=sys.stderr, flush=True)
     return RunResult(status=status, epochs=watch.epochs, seconds=seconds, history=history)
-
-
-def tta_logits(model: keras.Model, x: np.ndarray, *, level: int = 2, batch_size: int = 500):
-    """Logits of ``model`` on ``x`` in inference mode at each test-time augmentation level up
-    to ``level`` (airbench's tta_level 0, 1, 2), keyed "plain", "flip" and "flip_shift",
-    from one set of forward passes (6 for level 2).
-
-    "flip" is the mean of the logits of each image and its mirror image. "flip_shift" is
-    airbench's level 2: half of that, half the same flip mean over two copies shifted one
-    pixel up-left and down-right (reflect-padded).
-    """
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return model.predict(images, batch_size=batch_size, verbose=0)
-
-    def flip_mean(images: np.ndarray, plain: np.ndarray | None = None) -> np.ndarray:
-        plain = predict(images) if plain is None else plain
-        return (plain + predict(images[:, :, ::-1])) / 2
-
-    out = {"plain": predict(x)}
-    if level >= 1:
-        out["flip"] = flip_mean(x, out["plain"])
-    if level >= 2:
-        h, w = x.shape[1:3]
-        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-        shifted = flip_mean(padded[:, :h, :w]) + flip_mean(padded[:, 2 : h + 2, 2 : w + 2])
-        out["flip_shift"] = (out["flip"] + shifted / 2) / 2
-    return out

@@ -52,6 +52,15 @@ def synthetic_npz(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    """A 300-image train / 100-image test .npz that the tiny space's studies run on."""
+    x, y, xt, yt = make_arrays(300, 100)
+    path = tmp_path / "tiny-data.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    return path
+
+
 @pytest.fixture(scope="session")
 def real_zip() -> Path:
     if not REAL_ZIP.exists():
@@ -71,3 +80,54 @@ def run_script(*args: str, env: dict | None = None, timeout: int = 600):
         text=True,
         timeout=timeout,
     )
+
+
+# A worker whose trainer kills its own process (SIGKILL: no clean-up, as the kernel's OOM killer
+# does) for the tiny space's base config (learning rate 0.0035, trial 0) and stands in for
+# training otherwise.
+KILLING_WORKER = """
+import os, signal, sys
+from search.data import resolve_source
+from search.training import RunResult
+from search.worker import run_worker
+
+def train(model, config, split, **kw):
+    if config.learning_rate == 0.0035:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return RunResult("complete", 1, 0.0, {"loss": [1.0], "val_accuracy": [0.5]})
+
+name, url, data = sys.argv[1:]
+run_worker(name, url or None, resolve_source(data), train=train)
+"""
+
+
+def run_killing_workers(name: str, url: str, data: Path, env: dict | None = None) -> list[int]:
+    """Start such workers one after another until one finishes the study (exit 0); their exit
+    codes. A study that retried the killing config forever would never finish."""
+    codes = []
+    for _ in range(6):
+        r = run_script("-c", KILLING_WORKER, name, url, str(data), env=env)
+        codes.append(r.returncode)
+        if r.returncode == 0:
+            return codes
+        assert r.returncode == -9, r.stderr[-3000:]
+    raise AssertionError(f"the study never finished: worker exit codes {codes}")
+
+
+def assert_killing_config_tried_twice(study, target: int, reason: str) -> None:
+    """The killing config ran exactly twice (the trial and its one retry), both lost with
+    their reason, and the study still reached its target."""
+    from search.record import End, end_of, lost_trials
+
+    lost = lost_trials(study)
+    trials = study.get_trials()
+    killers = [t for t in trials if t.params.get("learning_rate") == 0.0035]
+    assert len(killers) == 2, [(t.number, t.state.name) for t in trials]
+    first, retry = killers
+    assert retry.user_attrs["retry_of"] == first.number
+    for t in killers:
+        end, detail = end_of(t, lost)
+        assert t.state.name == "FAIL" and end == End.LOST and reason in detail, (end, detail)
+    assert "tried once more" in end_of(first, lost)[1]
+    assert f"not retried again: it was the retry of trial {first.number}" in end_of(retry, lost)[1]
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == target

@@ -10,15 +10,15 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
-from conftest import REPO, make_arrays
+from conftest import REPO, assert_killing_config_tried_twice, run_killing_workers
 
-from search import study as st
 from search.cli import main
 from search.errors import UserError
-from search.space import load_space
+from search.record import end_of, lost_trials
+from search.settings import Settings, create_or_resume
+from search.storage import _with_password, open_storage, redact
 
 TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
 PG = os.environ.get("CIFAR10_TEST_PG", "postgresql://root@127.0.0.1:5432")
@@ -39,14 +39,6 @@ def pg_url():
     )
     admin.execute(f'DROP DATABASE "{name}"')
     admin.close()
-
-
-@pytest.fixture
-def tiny_data(tmp_path):
-    x, y, xt, yt = make_arrays(300, 50)
-    p = tmp_path / "tiny.npz"
-    np.savez(p, x_train=x, y_train=y, x_test=xt, y_test=yt)
-    return p
 
 
 FAST_HEARTBEAT = {"CIFAR10_HEARTBEAT_S": "1", "CIFAR10_GRACE_S": "5"}
@@ -92,7 +84,7 @@ def start_args(name, url, data, trials, epochs=1):
 
 
 def open_study(name, url):
-    return optuna.load_study(study_name=name, storage=st.open_storage(url))
+    return optuna.load_study(study_name=name, storage=open_storage(url))
 
 
 @pytest.mark.postgres
@@ -123,18 +115,12 @@ def _wait_for(predicate, timeout=300, every=0.5):
 
 @pytest.mark.postgres
 def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(pg_url, tiny_data):
-    space = load_space(TINY_SPACE)
-    s = st.Settings(
-        space_path=str(TINY_SPACE),
-        space_text=space.text,
-        trials=4,
-        epochs=4,
-        train_size=200,
-        val_size=100,
+    s = Settings.from_options(
+        space=str(TINY_SPACE), trials=4, epochs=4, train_size=200, val_size=100
     )
     os.environ.update(FAST_HEARTBEAT)
     try:
-        st.create_or_resume("fault", pg_url, s, given=set())
+        create_or_resume("fault", pg_url, s, given=set())
     finally:
         for k in FAST_HEARTBEAT:
             os.environ.pop(k)
@@ -171,12 +157,24 @@ def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(pg_url, 
     trials = open_study("fault", pg_url).get_trials()
     dead = trials[killed]
     assert dead.state.name == "FAIL"
-    end, detail = st.end_of(dead, st.lost_trials(open_study("fault", pg_url)))
+    end, detail = end_of(dead, lost_trials(open_study("fault", pg_url)))
     assert end == "lost" and "no heartbeat" in detail
-    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == killed]
     assert len(retried) == 1 and retried[0].params == dead.params
     assert retried[0].state.name in ("COMPLETE", "PRUNED")
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 4
+
+
+@pytest.mark.postgres
+def test_a_config_that_kills_its_worker_is_tried_twice_then_left(pg_url, tiny_data):
+    """PostgreSQL: heartbeats find the dead worker's trial, which is retried once; when the
+    retry kills its worker too, it is failed and not queued again."""
+    s = Settings.from_options(
+        space=str(TINY_SPACE), trials=3, epochs=1, train_size=200, val_size=100
+    )
+    create_or_resume("killer", pg_url, s, given=set(), enqueue_seed=True)
+    run_killing_workers("killer", pg_url, tiny_data, env=FAST_HEARTBEAT)
+    assert_killing_config_tried_twice(open_study("killer", pg_url), 3, "no heartbeat")
 
 
 @pytest.mark.postgres
@@ -206,7 +204,7 @@ def test_ctrl_c_then_start_again_finishes_and_keeps_finished_trials(pg_url, tiny
 
 
 def _exists(url, name):
-    storage = st.open_storage(url)
+    storage = open_storage(url)
     return name in {s.study_name for s in optuna.get_all_study_summaries(storage, False)}
 
 
@@ -222,21 +220,21 @@ def test_a_password_in_the_url_is_refused_and_not_echoed(capsys):
 
 def test_password_comes_from_the_environment_or_a_file(monkeypatch, tmp_path):
     monkeypatch.setenv("CIFAR10_STORAGE_PASSWORD", "fromenv")
-    assert ":fromenv@" in st._with_password("postgresql://u@db/x")
+    assert ":fromenv@" in _with_password("postgresql://u@db/x")
     monkeypatch.delenv("CIFAR10_STORAGE_PASSWORD")
     (tmp_path / "pw").write_text("fromfile\n")
     monkeypatch.setenv("CIFAR10_STORAGE_PASSWORD_FILE", str(tmp_path / "pw"))
-    assert ":fromfile@" in st._with_password("postgresql://u@db/x")
-    assert "fromfile" not in st._redact(st._with_password("postgresql://u@db/x"))
+    assert ":fromfile@" in _with_password("postgresql://u@db/x")
+    assert "fromfile" not in redact(_with_password("postgresql://u@db/x"))
     monkeypatch.setenv("CIFAR10_STORAGE_PASSWORD_FILE", str(tmp_path / "missing"))
     with pytest.raises(UserError, match="cannot read the password file"):
-        st._with_password("postgresql://u@db/x")
+        _with_password("postgresql://u@db/x")
 
 
 @pytest.mark.postgres
 def test_password_file_works_against_the_server(pg_url, monkeypatch, tmp_path):
     (tmp_path / "pw").write_text("any")  # trust auth here: the password travels, unused
     monkeypatch.setenv("CIFAR10_STORAGE_PASSWORD_FILE", str(tmp_path / "pw"))
-    storage = st.open_storage(pg_url)
+    storage = open_storage(pg_url)
     optuna.create_study(study_name="pw", storage=storage)
     assert _exists(pg_url, "pw")

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_arrays
 
-from search import study as st
 from search.cli import main
 from search.kt import active_values, hyperparameters, tuner_seed
+from search.report import BASE_COLUMNS
+from search.settings import Settings, create_or_resume, load
 from search.space import load_space, parse_space
+from search.storage import study_dir
+from search.worker import run_worker
 
 TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
-
-
-@pytest.fixture
-def tiny_data(tmp_path):
-    x, y, xt, yt = make_arrays(300, 50)
-    p = tmp_path / "tiny.npz"
-    np.savez(p, x_train=x, y_train=y, x_test=xt, y_test=yt)
-    return p
 
 
 def _first_values(seed: int, n: int = 4) -> list[dict]:
@@ -94,7 +88,7 @@ def test_int_and_bool_parameters_compile():
 
 
 # every engine's trials.csv: the outcome columns, then one column per parameter of the space
-COLUMNS = [*st.BASE_COLUMNS, *(f"param_{p.name}" for p in load_space(TINY_SPACE).params)]
+COLUMNS = [*BASE_COLUMNS, *(f"param_{p.name}" for p in load_space(TINY_SPACE).params)]
 
 
 @pytest.mark.parametrize(
@@ -104,11 +98,11 @@ def test_each_engine_writes_the_same_trials_csv_columns(tiny_data, engine):
     name, _, tuner = engine.partition("-")
     extra = ["--engine", "kerastuner", "--tuner", tuner] if tuner else []
     assert start(engine, tiny_data, *extra) == 0
-    got = pd.read_csv(st.study_dir(engine) / "trials.csv")
+    got = pd.read_csv(study_dir(engine) / "trials.csv")
     assert list(got.columns) == COLUMNS
     assert len(got[got.state.isin(["COMPLETE", "PRUNED"])]) == 3
-    assert (st.study_dir(engine) / "report.html").exists()
-    study, s = st.load(engine)
+    assert (study_dir(engine) / "report.html").exists()
+    study, s = load(engine)
     assert s.engine == name and (not tuner or s.tuner == tuner)
     for t in study.get_trials():
         assert t.user_attrs["config"]["width1"] == 8  # the same base and budgets everywhere
@@ -118,23 +112,21 @@ def test_kerastuner_trial_over_budget_ends_without_training(tiny_data, monkeypat
     import search.training
 
     monkeypatch.setattr(search.training, "fit", lambda *a, **k: pytest.fail("trained over budget"))
-    space = load_space(TINY_SPACE)
-    s = st.Settings(
-        space_path=str(TINY_SPACE),
-        space_text=space.text,
+    s = Settings.from_options(
+        space=str(TINY_SPACE),
         trials=2,
         epochs=2,
         train_size=200,
         val_size=100,
         engine="kerastuner",
         tuner="random",
-        max_params=1000,
     )
-    st.create_or_resume("kt-budget", None, s, given=set(), enqueue_seed=False)
+    s = replace(s, max_params=1000)
+    create_or_resume("kt-budget", None, s, given=set(), enqueue_seed=False)
     from search.data import resolve_source
 
-    st.run_worker("kt-budget", None, resolve_source(tiny_data))
-    trials = st.load("kt-budget")[0].get_trials()
+    run_worker("kt-budget", None, resolve_source(tiny_data))
+    trials = load("kt-budget")[0].get_trials()
     assert len(trials) == 2
     for t in trials:
         assert t.state.name == "PRUNED" and t.user_attrs["end"] == "over_budget"

@@ -12,42 +12,25 @@ from conftest import make_arrays, run_script
 from optuna.trial import TrialState, create_trial
 
 from search import data, final
-from search import study as st
 from search.cli import main
 from search.config import Config
 from search.data import resolve_source
 from search.errors import TestSplitGuardError, UserError
-from search.space import load_space
+from search.settings import Settings, create_or_resume, load
+from search.worker import run_worker
 
 TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
 
 
-@pytest.fixture
-def tiny_data(tmp_path):
-    x, y, xt, yt = make_arrays(300, 100)
-    p = tmp_path / "tiny.npz"
-    np.savez(p, x_train=x, y_train=y, x_test=xt, y_test=yt)
-    return p
-
-
 def settings(**kw):
-    space = load_space(TINY_SPACE)
-    base = dict(
-        space_path=str(TINY_SPACE),
-        space_text=space.text,
-        trials=3,
-        epochs=1,
-        train_size=200,
-        val_size=100,
-        seed=0,
-    )
-    return st.Settings(**{**base, **kw})
+    options = dict(space=str(TINY_SPACE), trials=3, epochs=1, train_size=200, val_size=100)
+    return Settings.from_options(**{**options, **kw})
 
 
 def made_study(name="fin"):
     """A study whose trials are made by hand: 0 complete, 1 pruned, 2 over budget."""
     s = settings()
-    study, _ = st.create_or_resume(name, None, s, given=set(), enqueue_seed=False)
+    study, _ = create_or_resume(name, None, s, given=set(), enqueue_seed=False)
     config = s.base().replace(learning_rate=0.003).to_dict()
     dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
     for state, end, detail, value in (
@@ -196,15 +179,13 @@ def test_search_never_requests_the_test_split(tiny_data, monkeypatch):
         data, "_load", lambda src, split: requested.append(split) or real(src, split)
     )
     s = settings(trials=2)
-    st.create_or_resume("quarantine", None, s, given=set())
-    st.run_worker("quarantine", None, resolve_source(tiny_data))
+    create_or_resume("quarantine", None, s, given=set())
+    run_worker("quarantine", None, resolve_source(tiny_data))
     assert requested and set(requested) == {"train"}
 
 
-def test_test_loader_refuses_inside_a_running_study(tiny_data, monkeypatch):
+def test_test_loader_refuses_inside_a_running_study(tiny_data):
     """Even code inside a trial that asks for the test images gets an error."""
-    import search.training
-
     src = resolve_source(tiny_data)
     seen = []
 
@@ -215,14 +196,13 @@ def test_test_loader_refuses_inside_a_running_study(tiny_data, monkeypatch):
             seen.append(str(e))
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(search.training, "train", peeking_train)
-    st.create_or_resume("peek", None, settings(trials=1), given=set())
+    create_or_resume("peek", None, settings(trials=1), given=set())
     with pytest.raises(
         UserError, match="5 trials in a row failed, the last with RuntimeError: stop here"
     ):
-        st.run_worker("peek", None, src)
+        run_worker("peek", None, src, train=peeking_train)
     assert seen and "inside a running search" in seen[0]
-    assert st.load("peek")[0].trials[0].user_attrs["end"] == "error"
+    assert load("peek")[0].trials[0].user_attrs["end"] == "error"
 
 
 def test_test_images_do_not_influence_the_search(tmp_path):
@@ -233,9 +213,9 @@ def test_test_images_do_not_influence_the_search(tmp_path):
     for name, test_x in (("real-test", xt), ("noise-test", noise)):
         p = tmp_path / f"{name}.npz"
         np.savez(p, x_train=x, y_train=y, x_test=test_x, y_test=yt[::-1].copy())
-        st.create_or_resume(name, None, settings(trials=3, epochs=2), given=set())
-        st.run_worker(name, None, resolve_source(p))
-        study = st.load(name)[0]
+        create_or_resume(name, None, settings(trials=3, epochs=2), given=set())
+        run_worker(name, None, resolve_source(p))
+        study = load(name)[0]
         outcomes.append(
             [(t.params, t.value, t.intermediate_values, t.state) for t in study.get_trials()]
         )

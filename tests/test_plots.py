@@ -18,9 +18,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from search import plots
-from search import study as st
 from search.cli import main
-from search.space import load_space
+from search.report import BASE_COLUMNS
+from search.settings import Settings
+from search.storage import open_storage, storage_url
 
 TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
 DISTS = {
@@ -59,13 +60,11 @@ def trial(
 
 
 def make_study(name, trials, epochs=3):
-    storage = st.open_storage(st.storage_url(name, None))
+    storage = open_storage(storage_url(name, None))
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-    space = load_space(TINY_SPACE)
-    s = st.Settings(
-        space_path=str(TINY_SPACE),
-        space_text=space.text,
-        trials=len(trials),
+    s = Settings.from_options(
+        space=str(TINY_SPACE),
+        trials=max(len(trials), 1),
         epochs=epochs,
         train_size=200,
         val_size=100,
@@ -194,7 +193,7 @@ def test_edge_cases_write_every_file(name, trials, dists):
         assert "No complete trial yet" in text
     df = pd.read_csv(out / "trials.csv")
     assert len(df) == len(trials)
-    assert list(df.columns[:13]) == list(st.BASE_COLUMNS)
+    assert list(df.columns[:13]) == list(BASE_COLUMNS)
 
 
 def test_html_is_offline_with_one_shared_plotly_js():
@@ -240,7 +239,7 @@ def _free_port():
 def test_study_storage_opens_in_optuna_dashboard(tmp_path):
     pytest.importorskip("optuna_dashboard")
     mixed_study("dash")
-    path = st.storage_url("dash", None)
+    path = storage_url("dash", None)
     port = _free_port()
     exe = Path(shutil.which("optuna-dashboard") or "")
     if not exe.name:

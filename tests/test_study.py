@@ -3,52 +3,39 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import make_arrays, run_script
+from conftest import assert_killing_config_tried_twice, run_killing_workers, run_script
 
-from search import study as st
+import search.settings
 from search.cli import main
 from search.data import resolve_source
 from search.errors import UserError
+from search.objective import Objective
+from search.settings import Settings, create_or_resume, load, make_pruner, make_sampler
 from search.space import load_space
+from search.storage import study_dir
+from search.worker import run_worker
 
 TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
 
 
-@pytest.fixture
-def tiny_data(tmp_path):
-    import numpy as np
-
-    x, y, xt, yt = make_arrays(400, 50)
-    p = tmp_path / "tiny.npz"
-    np.savez(p, x_train=x, y_train=y, x_test=xt, y_test=yt)
-    return p
-
-
 def settings(trials=4, epochs=2, **kw):
-    space = load_space(TINY_SPACE)
-    base = dict(
-        space_path=str(TINY_SPACE),
-        space_text=space.text,
-        trials=trials,
-        epochs=epochs,
-        train_size=200,
-        val_size=100,
-        sampler="tpe",
-        pruner="hyperband",
-        seed=0,
+    limits = {k: kw.pop(k) for k in ("max_params", "max_latency_ms") if k in kw}
+    s = Settings.from_options(
+        space=str(TINY_SPACE), trials=trials, epochs=epochs, train_size=200, val_size=100, **kw
     )
-    return st.Settings(**{**base, **kw})
+    return replace(s, **limits)
 
 
-def run_study(name, data, enqueue_seed=True, **kw):
+def run_study(name, data, enqueue_seed=True, train=None, **kw):
     s = settings(**kw)
-    st.create_or_resume(name, None, s, given=set(kw), enqueue_seed=enqueue_seed)
-    st.run_worker(name, None, resolve_source(data))
-    return st.load(name)[0]
+    create_or_resume(name, None, s, given=set(kw), enqueue_seed=enqueue_seed)
+    run_worker(name, None, resolve_source(data), train=train)
+    return load(name)[0]
 
 
 def test_small_study_completes_with_every_attribute_stored(tiny_data, capsys):
@@ -83,7 +70,9 @@ def test_small_study_completes_with_every_attribute_stored(tiny_data, capsys):
 
 def test_pruning_really_stops_a_trial(tiny_data, monkeypatch):
     # a pruner that prunes everything: every trial must end after its first epoch
-    monkeypatch.setattr(st, "make_pruner", lambda s: optuna.pruners.ThresholdPruner(lower=1.1))
+    monkeypatch.setattr(
+        search.settings, "make_pruner", lambda s: optuna.pruners.ThresholdPruner(lower=1.1)
+    )
     study = run_study("prune", tiny_data, trials=2, epochs=4)
     for t in study.get_trials():
         assert t.state == optuna.trial.TrialState.PRUNED
@@ -98,7 +87,7 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 
 @pytest.mark.parametrize("epochs", [3, 9])  # Hyperband (min 1, factor 3) has a rung there
 def test_a_trial_that_trained_every_epoch_is_never_pruned_at_its_last_epoch(epochs):
-    objective = st.Objective(settings(epochs=epochs), split=None)
+    objective = Objective(settings(epochs=epochs), split=None)
     trial = optuna.create_study(direction="maximize", pruner=AlwaysPrune()).ask()
     report = objective.reporter(trial)
     verdicts = [report(e, {"val_accuracy": 0.5}) for e in range(1, epochs + 1)]
@@ -109,7 +98,7 @@ def test_a_trial_that_trained_every_epoch_is_never_pruned_at_its_last_epoch(epoc
 def rung_verdicts(pruner: str, values: list[float], trials: int = 30) -> list[bool]:
     """Whether each of a row of 6-epoch trials is stopped after reporting ``value`` at epochs 1
     and 2, the trials one after another as a one-worker study runs them."""
-    pruner_ = st.make_pruner(settings(pruner=pruner, epochs=6, trials=trials))
+    pruner_ = make_pruner(settings(pruner=pruner, epochs=6, trials=trials))
     study = optuna.create_study(direction="maximize", pruner=pruner_)
     out = []
     for v in values:
@@ -136,11 +125,12 @@ def test_asha_in_a_small_study_lets_a_trial_alone_at_its_rung_go_on():
     assert rung_verdicts("asha", [0.5, 0.4], trials=2) == [False, True]
 
 
-def sampled_points(s: st.Settings, n: int) -> list[dict]:
+def sampled_points(s: Settings, n: int, restarts: int = 0) -> list[dict]:
     """The first n points the study's sampler draws from the tiny space, each told a value
     that depends on it (so TPE, past its random start, has something to model)."""
     space = load_space(TINY_SPACE)
-    study = optuna.create_study(direction="maximize", sampler=st.make_sampler(s))
+    sampler = make_sampler(s, restarts=restarts)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     out = []
     for _ in range(n):
         t = study.ask()
@@ -150,19 +140,26 @@ def sampled_points(s: st.Settings, n: int) -> list[dict]:
     return out
 
 
+def test_a_restarted_worker_does_not_replay_its_first_lifes_draws():
+    """A worker that replaced its process (memory recycling) builds its sampler anew: seeded
+    as before, it drew the same configs again (a 40-trial random study held 9 distinct ones)."""
+    s = settings(sampler="random", seed=5)
+    first, again = sampled_points(s, 6, restarts=0), sampled_points(s, 6, restarts=1)
+    assert first == sampled_points(s, 6, restarts=0)  # still reproducible
+    assert not any(p in first for p in again)
+
+
 def test_startup_trials_sets_where_tpe_stops_sampling_at_random():
     short = sampled_points(settings(startup_trials=2), 6)
     default = sampled_points(settings(startup_trials=10), 6)  # the same seed and random start
     assert short[:2] == default[:2] and short[2:] != default[2:]
 
 
-def test_over_budget_configs_end_without_training(tiny_data, monkeypatch):
-    import search.training
+def test_over_budget_configs_end_without_training(tiny_data):
+    def train(*a, **k):
+        pytest.fail("trained an over-budget config")
 
-    monkeypatch.setattr(
-        search.training, "train", lambda *a, **k: pytest.fail("trained an over-budget config")
-    )
-    study = run_study("budget", tiny_data, trials=3, max_params=1000)
+    study = run_study("budget", tiny_data, trials=3, max_params=1000, train=train)
     for t in study.get_trials():
         assert t.state == optuna.trial.TrialState.PRUNED
         assert t.user_attrs["end"] == "over_budget" and t.user_attrs["epochs"] == 0
@@ -185,7 +182,7 @@ def test_resume_refuses_contradicting_settings(tiny_data):
     with pytest.raises(
         UserError, match=r"exists with other settings: epochs \(stored 1, given 3\)"
     ):
-        st.create_or_resume("clash", None, settings(trials=2, epochs=3), given={"epochs"})
+        create_or_resume("clash", None, settings(trials=2, epochs=3), given={"epochs"})
 
 
 def no_training(*a, **k):
@@ -195,13 +192,10 @@ def no_training(*a, **k):
     return RunResult("complete", 1, 0.0, {"loss": [1.0], "val_accuracy": [0.5]})
 
 
-def test_same_seed_gives_the_same_sampled_configs(tiny_data, monkeypatch):
-    import search.training
-
-    monkeypatch.setattr(search.training, "train", no_training)
-    a = run_study("seed-a", tiny_data, trials=4, epochs=1, seed=7)
-    b = run_study("seed-b", tiny_data, trials=4, epochs=1, seed=7)
-    c = run_study("seed-c", tiny_data, trials=4, epochs=1, seed=8)
+def test_same_seed_gives_the_same_sampled_configs(tiny_data):
+    a = run_study("seed-a", tiny_data, trials=4, epochs=1, seed=7, train=no_training)
+    b = run_study("seed-b", tiny_data, trials=4, epochs=1, seed=7, train=no_training)
+    c = run_study("seed-c", tiny_data, trials=4, epochs=1, seed=8, train=no_training)
     pa, pb, pc = ([t.params for t in s.get_trials()] for s in (a, b, c))
     assert pa == pb and pa != pc
 
@@ -211,9 +205,7 @@ def test_tpe_after_its_random_start_is_reproducible_too():
     assert sampled_points(settings(seed=3), 14) == sampled_points(settings(seed=3), 14)
 
 
-def test_interrupted_trial_is_failed_and_the_study_stays_usable(tiny_data, monkeypatch):
-    import search.training
-
+def test_interrupted_trial_is_failed_and_the_study_stays_usable(tiny_data):
     calls = {"n": 0}
 
     def interrupt_second(*a, **k):
@@ -222,27 +214,23 @@ def test_interrupted_trial_is_failed_and_the_study_stays_usable(tiny_data, monke
             raise KeyboardInterrupt
         return no_training(*a, **k)
 
-    monkeypatch.setattr(search.training, "train", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
-        run_study("ctrlc", tiny_data, trials=3, epochs=1)
-    study = st.load("ctrlc")[0]
+        run_study("ctrlc", tiny_data, trials=3, epochs=1, train=interrupt_second)
+    study = load("ctrlc")[0]
     t1 = study.get_trials()[1]
     assert t1.state == optuna.trial.TrialState.FAIL and t1.user_attrs["end"] == "interrupted"
-    monkeypatch.setattr(search.training, "train", no_training)
-    study = run_study("ctrlc", tiny_data, trials=3, epochs=1)
+    study = run_study("ctrlc", tiny_data, trials=3, epochs=1, train=no_training)
     states = [t.state.name for t in study.get_trials()]
     assert states.count("COMPLETE") + states.count("PRUNED") == 3 and states[1] == "FAIL"
 
 
 def test_a_trial_whose_local_worker_died_is_retried_even_by_a_worker_with_nothing_left(
-    tiny_data, monkeypatch
+    tiny_data,
 ):
     """A worker whose own last trial is done still fails another worker's trial once that
     worker's process is gone, and runs the retry before it exits."""
     import socket
     import subprocess
-
-    import search.training
 
     gone = subprocess.Popen(["true"])
     gone.wait()  # a pid that no longer runs
@@ -250,28 +238,23 @@ def test_a_trial_whose_local_worker_died_is_retried_even_by_a_worker_with_nothin
 
     def train_while_another_worker_dies(*a, **k):
         if not dying:
-            other = st.load("dead")[0]
+            other = load("dead")[0]
             t = other.ask()
             t.set_user_attr("host", socket.gethostname())
             t.set_user_attr("pid", gone.pid)
             dying["number"] = t.number
         return no_training()
 
-    monkeypatch.setattr(search.training, "train", train_while_another_worker_dies)
     s = settings(trials=2, epochs=1)
-    st.create_or_resume("dead", None, s, given=set(), enqueue_seed=True)
-    st.run_worker("dead", None, resolve_source(tiny_data))
-    trials = st.load("dead")[0].get_trials()
+    create_or_resume("dead", None, s, given=set(), enqueue_seed=True)
+    run_worker("dead", None, resolve_source(tiny_data), train=train_while_another_worker_dies)
+    trials = load("dead")[0].get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert dying["number"] == 1 and trials[1].user_attrs["end"] == "lost"
     assert trials[2].user_attrs["retry_of"] == 1
 
 
-def test_a_trial_that_raises_is_failed_with_its_reason_and_the_worker_goes_on(
-    tiny_data, monkeypatch
-):
-    import search.training
-
+def test_a_trial_that_raises_is_failed_with_its_reason_and_the_worker_goes_on(tiny_data):
     calls = {"n": 0}
 
     def boom_first(*a, **k):
@@ -280,8 +263,7 @@ def test_a_trial_that_raises_is_failed_with_its_reason_and_the_worker_goes_on(
             raise MemoryError("out of memory in a test")
         return no_training(*a, **k)
 
-    monkeypatch.setattr(search.training, "train", boom_first)
-    study = run_study("boom", tiny_data, trials=2, epochs=1)
+    study = run_study("boom", tiny_data, trials=2, epochs=1, train=boom_first)
     trials = study.get_trials()
     assert trials[0].state == optuna.trial.TrialState.FAIL
     assert trials[0].user_attrs["end"] == "error"
@@ -293,7 +275,7 @@ def test_a_trial_that_raises_is_failed_with_its_reason_and_the_worker_goes_on(
 @pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "x" * 101, "with space"])
 def test_study_names_that_could_escape_results_are_refused(name):
     with pytest.raises(UserError, match="is not allowed"):
-        st.study_dir(name)
+        study_dir(name)
 
 
 def test_cli_start_status_and_bad_inputs(tiny_data, capsys):
@@ -324,6 +306,8 @@ def test_cli_start_status_and_bad_inputs(tiny_data, capsys):
     assert "best config:" in out and '"width1": 8' in out
     assert main(["status", "--study", "nope"]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
+    assert main(["plots", "--study", "nope"]) == 2
+    assert not study_dir("nope").exists()  # a read command creates nothing
     assert main(["start", "--study", "../x", "--space", str(TINY_SPACE)]) == 2
     assert main(["start", "--study", "y", "--space", "missing.toml"]) == 2
     assert "missing.toml does not exist" in capsys.readouterr().err
@@ -356,7 +340,7 @@ def test_two_local_worker_processes_share_one_study(tiny_data, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Traceback" not in r.stderr and "lock" not in r.stderr.lower()
-    study = st.load("jobs")[0]
+    study = load("jobs")[0]
     trials = study.get_trials()
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
@@ -381,13 +365,14 @@ def test_a_worker_does_not_grow_without_bound(tiny_data):
         env={"CIFAR10_RECYCLE_MB": "50"},
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    trials = st.load("memory")[0].get_trials()
+    trials = load("memory")[0].get_trials()
     assert [t.number for t in trials] == list(range(12))
     assert all(t.state.name == "COMPLETE" for t in trials)
     rss = [t.user_attrs["rss_mb"] for t in trials]
     assert rss[-1] - rss[1] < 150, rss
     restarts = [t.user_attrs["process_restarts"] for t in trials]
     assert restarts == sorted(restarts) and restarts[-1] >= 1, restarts
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 12  # no replays
     assert "restarting it to free" in r.stdout
     assert r.stdout.count("results:") == 1  # one summary, after the last trial
 
@@ -398,7 +383,7 @@ def test_an_interrupt_python_ignores_prints_no_traceback(capsys):
     about other exceptions."""
     import sys
 
-    from search.cli import _quiet_interrupts
+    from search.cli.common import _quiet_interrupts
 
     class Raises:
         def __init__(self, exc):
@@ -427,3 +412,27 @@ def test_a_bad_worker_setting_in_the_environment_is_named(value):
     assert r.returncode == 2, r.stderr[-2000:]
     assert f"CIFAR10_RECYCLE_MB={value!r} is not a positive number" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_config_that_kills_its_worker_is_tried_twice_then_left(tiny_data):
+    """Journal storage: a dead worker's trial is failed by the next worker and retried once;
+    when the retry kills its worker too, it is failed and not queued again."""
+    s = settings(trials=3, epochs=1)
+    create_or_resume("killer", None, s, given=set(), enqueue_seed=True)
+    codes = run_killing_workers("killer", "", tiny_data)
+    assert codes == [-9, -9, 0]
+    assert_killing_config_tried_twice(load("killer")[0], 3, "died")
+
+
+def test_a_damaged_journal_line_is_named_without_a_traceback(tiny_data, capsys):
+    run_study("damaged", tiny_data, trials=2, epochs=1, train=no_training)
+    log = study_dir("damaged") / "study.log"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[3] = lines[3][: len(lines[3]) // 2] + "\n"  # a record cut in half, mid-file
+    log.write_text("".join(lines))
+    for command in ("status", "plots"):
+        assert main([command, "--study", "damaged"]) == 2
+        err = capsys.readouterr().err
+        assert f"{log} is damaged at line 4 of {len(lines)}" in err
+        assert "The 3 lines before it hold the study up to that point" in err
+        assert f"head -n 3 {log}" in err and "Traceback" not in err

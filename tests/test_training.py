@@ -265,7 +265,7 @@ def _linear_model(seed=0):
 
 
 def test_tta_averages_mirror_and_one_pixel_shifts_as_airbench_does():
-    from search.training import tta_logits
+    from search.evaluate import tta_logits
 
     model = _linear_model()
     x = np.random.default_rng(0).uniform(0, 1, (5, 4, 4, 1)).astype("float32")

@@ -1,0 +1,181 @@
+"""One trial: sample the space, apply the point to the frozen base config, build the model,
+check the budgets (an over-budget config ends in about a second and is reported to the
+sampler as infeasible), train on the train split reporting validation accuracy after every
+epoch, and record how it ended (:class:`~search.record.End`).
+
+The trainer is injected (``Objective(settings, split, train=...)``): tests give a fake one,
+and the KerasTuner engine drives the same steps with its own loop. To record something new
+about every trial: an :class:`~search.record.Attr` key, set in :meth:`Objective.prepare`,
+:meth:`~Objective.conclude` or :meth:`~Objective._end`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import os
+import resource
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from search import budget
+from search.config import Config
+from search.data import Split
+from search.record import Attr, End, count_live
+from search.settings import Settings
+from search.storage import first_line
+
+Trainer = Callable[..., Any]  # (model, config, split, *, on_epoch, verbose) -> RunResult
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """Who runs the trials: recorded with each one. Passed from the command line down."""
+
+    index: int = 0  # this worker's number among the study's local workers
+    count: int = 1  # how many local workers the command started
+    restarts: int = 0  # how often this worker process replaced itself (memory recycling)
+    started_at: float = field(default_factory=time.time)  # the command's start, across restarts
+
+    @property
+    def prefix(self) -> str:
+        return f"[w{self.index}] " if self.count > 1 else ""
+
+
+class Surplus(Exception):
+    """Another worker's trial already fills the study's target."""
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _default_train(*args: Any, **kwargs: Any) -> Any:
+    from search.training import train
+
+    return train(*args, **kwargs)
+
+
+class Objective:
+    """Train one sampled config and return its final validation accuracy.
+
+    The steps (:meth:`prepare`, :meth:`reporter`, :meth:`conclude`, inside :meth:`recording`)
+    are public so the KerasTuner engine records its trials exactly the same way."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        split: Split | None,
+        *,
+        train: Trainer | None = None,
+        context: WorkerContext | None = None,
+    ):
+        self.settings, self.split = settings, split
+        self.train = train or _default_train
+        self.context = context or WorkerContext()
+        self.space, self.base, self.limits = settings.space(), settings.base(), settings.limits()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        t0 = time.perf_counter()
+        if count_live(trial.study, before=trial.number) >= self.settings.trials:
+            self._end(trial, End.SURPLUS, "the study's target was reached by other workers", t0)
+            raise Surplus("target reached")
+        with self.recording(trial, t0):
+            config, model = self.prepare(trial, t0)
+            r = self.train(model, config, self.split, on_epoch=self.reporter(trial), verbose=False)
+            del model
+            return self.conclude(trial, r, t0)
+
+    @contextlib.contextmanager
+    def recording(self, trial: optuna.Trial, t0: float) -> Iterator[None]:
+        """Record why a trial ended when it ends with an exception."""
+        try:
+            yield
+        except (optuna.TrialPruned, Surplus):
+            raise
+        except KeyboardInterrupt:
+            self._end(trial, End.INTERRUPTED, "stopped by Ctrl-C (SIGINT)", t0)
+            raise
+        except Exception as e:
+            tb = traceback.format_exc(limit=8)
+            self._end(trial, End.ERROR, f"{type(e).__name__}: {first_line(e)}\n{tb[-1500:]}", t0)
+            raise
+
+    def prepare(self, trial: optuna.Trial, t0: float) -> tuple[Config, Any]:
+        """Sample the config, build its model and check the budgets (``TrialPruned`` when
+        over budget: the sampler sees the trial as infeasible through its constraints)."""
+        import keras
+
+        from search.models import build_model
+
+        trial.set_user_attr(Attr.HOST, socket.gethostname())
+        trial.set_user_attr(Attr.PID, os.getpid())
+        params = self.space.suggest(trial)
+        config = self.space.apply(params, self.base)
+        trial.set_user_attr(Attr.CONFIG, config.to_dict())
+        keras.backend.clear_session(free_memory=True)
+        gc.collect()
+        model = build_model(config, whiten_images=self.split.x_train)
+        m = budget.measure(model, warmup=10, runs=50)
+        trial.set_user_attr(Attr.N_PARAMS, m.params)
+        trial.set_user_attr(Attr.LATENCY_P50, round(m.latency_p50_ms, 3))
+        trial.set_user_attr(Attr.LATENCY_P95, round(m.latency_p95_ms, 3))
+        trial.set_constraint("params", m.params - (self.limits.max_params - 1))
+        trial.set_constraint("latency_ms", m.latency_p50_ms - self.limits.max_latency_ms)
+        over = budget.violations(m, self.limits)
+        if over:
+            trial.set_user_attr(Attr.EPOCHS, 0)
+            self._end(trial, End.OVER_BUDGET, "; ".join(over), t0)
+            raise optuna.TrialPruned("over budget: " + "; ".join(over))
+        return config, model
+
+    def reporter(self, trial: optuna.Trial) -> Callable[[int, dict[str, float]], bool]:
+        """The per-epoch hook: report validation accuracy, say whether to prune. Never after
+        the study's last epoch: that training is paid for, and a pruner with a rung there
+        (Hyperband from 1 epoch by factor 3 has rungs at 3 and 9) would record a trial that
+        trained every epoch as pruned, its result lost to the best-trial choice."""
+        last = self.settings.epochs
+
+        def report(epoch: int, logs: dict[str, float]) -> bool:
+            value = float(logs.get("val_accuracy", float("nan")))
+            if math.isfinite(value):
+                trial.report(value, epoch)
+            return epoch < last and trial.should_prune()
+
+        return report
+
+    def conclude(self, trial: optuna.Trial, r: Any, t0: float) -> float:
+        """Record a finished training run; ``TrialPruned`` unless it ran to the study's epochs."""
+        trial.set_user_attr(Attr.EPOCHS, len(r.history.get("loss", [])))  # trained in this trial
+        trial.set_user_attr(Attr.TRAIN_SECONDS, round(r.seconds, 2))
+        if r.status == "pruned":
+            self._end(trial, End.PRUNED, f"pruned at epoch {r.epochs}", t0)
+            raise optuna.TrialPruned(f"pruned at epoch {r.epochs}")
+        if r.status == "diverged":
+            self._end(trial, End.DIVERGED, f"loss not finite at epoch {r.epochs}", t0)
+            raise optuna.TrialPruned(f"diverged at epoch {r.epochs}")
+        if r.status == "complete" and r.epochs < self.settings.epochs:  # a Hyperband round
+            detail = f"pruned at epoch {r.epochs} by the tuner's schedule"
+            self._end(trial, End.PRUNED, detail, t0)
+            raise optuna.TrialPruned(f"stopped at epoch {r.epochs}")
+        self._end(trial, End.COMPLETE, f"{r.status} after {r.epochs} epochs", t0)
+        return float(r.val_accuracy)
+
+    def _end(self, trial: optuna.Trial, end: End, detail: str, t0: float) -> None:
+        trial.set_user_attr(Attr.END, end.value)
+        trial.set_user_attr(Attr.END_DETAIL, detail)
+        trial.set_user_attr(Attr.SECONDS, round(time.perf_counter() - t0, 2))
+        trial.set_user_attr(Attr.RSS_MB, round(rss_mb(), 1))
+        trial.set_user_attr(Attr.WORKER, str(self.context.index))
+        trial.set_user_attr(Attr.RESTARTS, self.context.restarts)
