@@ -116,15 +116,30 @@ class Lookahead(keras.callbacks.Callback):
     """airbench's lookahead: every ``every`` steps the weights (BatchNorm statistics too) move
     to a slow copy pulled toward them, ``slow += (1 - decay) * (w - slow); w = slow``, with
     ``decay = 0.95**5 * (step / total)**3``: no averaging early, strong averaging late. At the
-    end of training the weights are the slow copy."""
+    end of training the weights are the slow copy, except at a pause (``pausing``): then the
+    run goes on later from where it stopped. With ``state_file`` the slow copy and the step
+    are saved after every epoch and a resumed run starts from them."""
 
-    def __init__(self, total_steps: int, every: int = 5):
+    def __init__(
+        self,
+        total_steps: int,
+        every: int = 5,
+        *,
+        state_file: Path | None = None,
+        pausing: bool = False,
+    ):
         super().__init__()
         self.total, self.every, self.step = max(total_steps, 1), every, 0
+        self.state_file, self.pausing = state_file, pausing
 
     def on_train_begin(self, logs=None):
         self.vars = [v for v in self.model.weights if "float" in str(v.dtype)]
-        self.slow = [keras.ops.convert_to_numpy(v) for v in self.vars]
+        if self.state_file is not None and self.state_file.exists():
+            with np.load(self.state_file) as saved:
+                self.step = int(saved["step"])
+                self.slow = [saved[f"slow{i}"] for i in range(len(self.vars))]
+        else:
+            self.slow = [keras.ops.convert_to_numpy(v) for v in self.vars]
 
     def _pull(self, decay: float) -> None:
         for v, s in zip(self.vars, self.slow):
@@ -138,20 +153,55 @@ class Lookahead(keras.callbacks.Callback):
         if self.step == self.total:  # end on the slow copy before the last validation, so
             self._pull(1.0)  # a run's (and a trial's) last figure is the saved weights'
 
+    def on_epoch_end(self, epoch, logs=None):
+        if self.state_file is not None:
+            slow = {f"slow{i}": s for i, s in enumerate(self.slow)}
+            tmp = self.state_file.with_name(self.state_file.name + ".tmp.npz")
+            np.savez(tmp, step=self.step, **slow)
+            tmp.replace(self.state_file)
+
     def on_train_end(self, logs=None):
-        self._pull(1.0)
+        if not self.pausing or self.model.stop_training:
+            self._pull(1.0)
+
+
+class EpochOrder(keras.utils.PyDataset):
+    """The training images in an order that depends only on the seed and the epoch, so a run
+    paused after any epoch and resumed in another process sees the same batches as one that
+    ran straight through. :class:`SetEpoch` tells it the epoch before each one starts."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.epoch, self.order = 0, np.arange(len(x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, i: int):
+        idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+        return self.x[idx], self.y[idx]
+
+    def on_epoch_begin(self) -> None:
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
 
 
 class SetEpoch(keras.callbacks.Callback):
-    """Tell the alternating-flip layers which epoch is starting."""
+    """Before each epoch: the data order's epoch, the alternating-flip layers' epoch, and every
+    random layer's generator state set from (seed, epoch), so augmentation and dropout draw
+    the same numbers in an epoch however the run got there (straight, or paused and resumed)."""
 
-    def __init__(self, layers: list[AlternatingFlip]):
+    def __init__(self, order: EpochOrder, flips: list[AlternatingFlip], seed_states: list, seed):
         super().__init__()
-        self.layers = layers
+        self.order, self.flips, self.seed_states, self.seed = order, flips, seed_states, seed
 
     def on_epoch_begin(self, epoch, logs=None):
-        for layer in self.layers:
+        self.order.epoch = epoch
+        for layer in self.flips:
             layer.epoch.assign(epoch)
+        for i, state in enumerate(self.seed_states):
+            key = (self.seed * 7919 + i) % 2**31
+            state.assign(np.array([key, epoch * 2**20], dtype="uint32"))
 
 
 class FreezeWhitenBias(keras.callbacks.Callback):
@@ -196,7 +246,7 @@ def one_hot(y: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RunResult:
-    status: str  # complete | pruned | diverged | early_stopped
+    status: str  # complete | paused | pruned | diverged | early_stopped
     epochs: int  # epochs trained in this run, resumed ones included
     seconds: float  # training wall time (fit only, no setup)
     history: dict[str, list[float]] = field(default_factory=dict)
@@ -294,12 +344,14 @@ def train(
     verbose: bool = True,
     backup_dir: str | Path | None = None,
     history_csv: str | Path | None = None,
+    pause_at: int | None = None,
 ) -> RunResult:
     """Train ``model`` (built by ``build_model``) in place on ``split`` as ``config`` says.
 
     With ``backup_dir``, the training state is saved after every epoch and a rerun with the
-    same folder resumes after the last finished epoch. With ``history_csv``, each epoch's
-    metrics are appended there as it ends.
+    same folder resumes after the last finished epoch (with ``pause_at``, the run stops after
+    that epoch, to be resumed: see :func:`fit`). With ``history_csv``, each epoch's metrics
+    are appended there as it ends.
     """
     train_model = compile_for_training(model, config, steps_per_epoch(config, split))
     return fit(
@@ -310,6 +362,7 @@ def train(
         verbose=verbose,
         backup_dir=backup_dir,
         history_csv=history_csv,
+        pause_at=pause_at,
     )
 
 
@@ -329,26 +382,40 @@ def fit(
     callbacks: list[keras.callbacks.Callback] | None = None,
     epochs: int | None = None,
     initial_epoch: int = 0,
+    pause_at: int | None = None,
 ) -> RunResult:
     """``fit`` a model from :func:`compile_for_training`: the loop under :func:`train`.
     ``callbacks``, ``epochs`` and ``initial_epoch`` let another driver (KerasTuner's
-    Hyperband) continue a run; the learning-rate schedule still spans ``config.epochs``."""
+    Hyperband) continue a run; the learning-rate schedule still spans ``config.epochs``.
+
+    ``pause_at`` (with ``backup_dir``): stop after that epoch, keeping the whole training
+    state in ``backup_dir`` (weights, optimizer slots and step, epoch, lookahead's slow copy);
+    a later call with the same folder continues exactly as if it had never stopped: the data
+    order and every random draw depend only on the seed and the epoch."""
     n = len(split.x_train)
     has_val = len(split.x_val) > 0
+    pausing = pause_at is not None and pause_at < config.epochs
+    if pausing and backup_dir is None:
+        raise ValueError("pause_at needs a backup_dir to keep the training state in")
     extra = list(callbacks or [])
     watch = _Watch(config, n, on_epoch, verbose, Path(history_csv) if history_csv else None)
-    callbacks = []
     layers = list(_sublayers(train_model))
     flips = [layer for layer in layers if isinstance(layer, AlternatingFlip)]
-    if flips:
-        callbacks.append(SetEpoch(flips))
+    seed_states = [v for v in train_model.variables if "seed_generator_state" in v.path]
+    order = EpochOrder(split.x_train, one_hot(split.y_train), config.batch_size, config.seed)
+    callbacks: list[keras.callbacks.Callback] = [SetEpoch(order, flips, seed_states, config.seed)]
     if config.whiten_bias_epochs:
         whiten = next(layer for layer in layers if layer.name == "whiten")
         callbacks.append(FreezeWhitenBias(whiten.bias, config.whiten_bias_epochs))
     if config.lookahead:  # before the rest, which see the pulled weights
-        callbacks.append(Lookahead(steps_per_epoch(config, split) * config.epochs))
+        state = Path(backup_dir) / "lookahead.npz" if backup_dir is not None else None
+        total = steps_per_epoch(config, split) * config.epochs
+        callbacks.append(Lookahead(total, state_file=state, pausing=pausing))
     if backup_dir is not None:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+        Path(backup_dir).mkdir(parents=True, exist_ok=True)
+        callbacks.append(
+            keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=not pausing)
+        )
     if config.ema > 0:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks.append(watch)  # after the EMA swap: it sees the validation of the EMA weights
@@ -366,14 +433,13 @@ def fit(
         callbacks.append(stopper)
     t0 = time.perf_counter()
     train_model.fit(
-        split.x_train,
-        one_hot(split.y_train),
-        batch_size=config.batch_size,
-        epochs=epochs or config.epochs,
+        order,
+        epochs=pause_at if pausing else (epochs or config.epochs),
         initial_epoch=initial_epoch,
         validation_data=(split.x_val, one_hot(split.y_val)) if has_val else None,
+        validation_batch_size=config.batch_size,
         callbacks=callbacks + extra,
-        shuffle=True,
+        shuffle=False,  # EpochOrder shuffles, by seed and epoch (Keras would reorder batches)
         verbose=0,
     )
     seconds = time.perf_counter() - t0
@@ -381,6 +447,8 @@ def fit(
     status = watch.status
     if status == "complete" and stopper is not None and stopper.stopped_epoch > 0:
         status = "early_stopped"
-    if verbose and status != "complete":
+    if status == "complete" and pausing and watch.epochs < config.epochs:
+        status = "paused"
+    if verbose and status not in ("complete", "paused"):
         print(f"training ended: {status} after epoch {watch.epochs}", file=sys.stderr, flush=True)
     return RunResult(status=status, epochs=watch.epochs, seconds=seconds, history=history)

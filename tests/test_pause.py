@@ -1,0 +1,65 @@
+"""Pausing a run at a rung and resuming it (in a fresh model, as another process would) ends
+exactly where a run straight through ends, without redoing an epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_arrays
+
+from search.config import preset
+from search.data import Split
+from search.models import build_model
+from search.training import train
+
+
+def tiny_split() -> Split:
+    x, y, xv, yv = make_arrays(256, 64, seed=3)
+    return Split(x, y, xv, yv)
+
+
+CONFIGS = {
+    # the fast family with everything that keeps state across epochs: lookahead, the
+    # whitening bias freeze, alternating flips, random translation, one-cycle schedule
+    "fast": preset("fast").replace(
+        width1=8, width2=8, width3=8, batch_size=64, epochs=4, alt_flip=True,
+        whiten_bias_epochs=1, aug_strength=1.0,
+    ),
+    # the seed family: dropout and cutout draw random numbers every step; Adamax slots
+    "seed": preset("seed").replace(
+        width1=8, width2=8, width3=8, dense_units=16, batch_size=64, epochs=4, cutout=0.5,
+    ),
+}  # fmt: skip
+
+
+def run(config, split, tmp_path, pause_at=None):
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config, whiten_images=split.x_train)
+    if pause_at is None:
+        r = train(model, config, split, verbose=False)
+        return model, [r]
+    backup = tmp_path / "ckpt"
+    first = train(model, config, split, verbose=False, backup_dir=backup, pause_at=pause_at)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(12345)  # another process: other global random state
+    fresh = build_model(config, whiten_images=split.x_train)
+    second = train(fresh, config, split, verbose=False, backup_dir=backup, pause_at=None)
+    return fresh, [first, second]
+
+
+@pytest.mark.parametrize("family", sorted(CONFIGS))
+def test_paused_and_resumed_equals_straight_through(family, tmp_path):
+    config, split = CONFIGS[family], tiny_split()
+    straight, (s,) = run(config, split, tmp_path / "a")
+    resumed, (first, second) = run(config, split, tmp_path / "b", pause_at=2)
+    assert first.status == "paused" and first.epochs == 2
+    assert second.status == "complete"
+    assert len(second.history["loss"]) == 2  # epochs 3 and 4 only: nothing redone
+    np.testing.assert_allclose(
+        second.history["val_accuracy"], s.history["val_accuracy"][2:], atol=1e-6
+    )
+    np.testing.assert_allclose(first.history["loss"], s.history["loss"][:2], rtol=1e-5)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
