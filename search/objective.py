@@ -17,10 +17,12 @@ import math
 import os
 import resource
 import socket
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -80,22 +82,43 @@ class Objective:
         *,
         train: Trainer | None = None,
         context: WorkerContext | None = None,
+        store: Any = None,
     ):
         self.settings, self.split = settings, split
         self.train = train or _default_train
         self.context = context or WorkerContext()
+        self.store = store  # promote: where paused segments keep their checkpoints
         self.space, self.base, self.limits = settings.space(), settings.base(), settings.limits()
 
     def __call__(self, trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
-        if count_live(trial.study, before=trial.number) >= self.settings.trials:
+        resuming = Attr.RESUME_OF in trial.user_attrs
+        if not resuming and count_live(trial.study, before=trial.number) >= self.settings.trials:
             self._end(trial, End.SURPLUS, "the study's target was reached by other workers", t0)
             raise Surplus("target reached")
-        with self.recording(trial, t0):
-            config, model = self.prepare(trial, t0)
-            r = self.train(model, config, self.split, on_epoch=self.reporter(trial), verbose=False)
-            del model
-            return self.conclude(trial, r, t0)
+        with self.recording(trial, t0), tempfile.TemporaryDirectory() as tmp:
+            if not self.promoting:
+                config, model = self.prepare(trial, t0)
+                r = self.train(
+                    model, config, self.split, on_epoch=self.reporter(trial), verbose=False
+                )
+                return self.conclude(trial, r, t0)
+            state = Path(tmp) / "state"
+            config, model = (self.resume if resuming else self.prepare)(trial, t0, state=state)
+            r = self.train(
+                model,
+                config,
+                self.split,
+                on_epoch=self.reporter(trial),
+                verbose=False,
+                backup_dir=state,
+                pause_at=trial.user_attrs[Attr.RUNG],
+            )
+            return self.conclude(trial, r, t0, state=state)
+
+    @property
+    def promoting(self) -> bool:
+        return self.settings.pruner == "promote"
 
     @contextlib.contextmanager
     def recording(self, trial: optuna.Trial, t0: float) -> Iterator[None]:
@@ -112,7 +135,7 @@ class Objective:
             self._end(trial, End.ERROR, f"{type(e).__name__}: {first_line(e)}\n{tb[-1500:]}", t0)
             raise
 
-    def prepare(self, trial: optuna.Trial, t0: float) -> tuple[Config, Any]:
+    def prepare(self, trial: optuna.Trial, t0: float, state: Path | None = None):
         """Sample the config, build its model and check the budgets (``TrialPruned`` when
         over budget: the sampler sees the trial as infeasible through its constraints)."""
         import keras
@@ -138,7 +161,32 @@ class Objective:
             trial.set_user_attr(Attr.EPOCHS, 0)
             self._end(trial, End.OVER_BUDGET, "; ".join(over), t0)
             raise optuna.TrialPruned("over budget: " + "; ".join(over))
+        if self.promoting:  # the first segment: to the first rung
+            trial.set_user_attr(Attr.START, 0)
+            trial.set_user_attr(Attr.RUNG, self.settings.first_rung)
         return config, model
+
+    def resume(self, trial: optuna.Trial, t0: float, state: Path) -> tuple[Config, Any]:
+        """A promoted config's next segment: its parent's config and measurements, its model
+        built again and its training state unpacked into ``state`` for the trainer."""
+        import keras
+
+        from search.models import build_model
+        from search.promotion import load_checkpoint
+
+        trials = trial.study.get_trials(deepcopy=False)
+        parent = trials[trial.user_attrs[Attr.RESUME_OF]]
+        trial.set_user_attr(Attr.HOST, socket.gethostname())
+        trial.set_user_attr(Attr.PID, os.getpid())
+        params = self.space.suggest(trial)  # the parent's, enqueued with this trial
+        assert params == parent.params, (params, parent.params)
+        for key in (Attr.CONFIG, Attr.N_PARAMS, Attr.LATENCY_P50, Attr.LATENCY_P95):
+            trial.set_user_attr(key, parent.user_attrs[key])
+        config = Config.from_dict(parent.user_attrs[Attr.CONFIG], where=f"trial {parent.number}")
+        load_checkpoint(parent.user_attrs[Attr.CHECKPOINT], self.store, state)
+        keras.backend.clear_session(free_memory=True)
+        gc.collect()
+        return config, build_model(config, whiten_images=self.split.x_train)
 
     def reporter(self, trial: optuna.Trial) -> Callable[[int, dict[str, float]], bool]:
         """The per-epoch hook: report validation accuracy, say whether to prune. Never after
@@ -155,10 +203,17 @@ class Objective:
 
         return report
 
-    def conclude(self, trial: optuna.Trial, r: Any, t0: float) -> float:
-        """Record a finished training run; ``TrialPruned`` unless it ran to the study's epochs."""
+    def conclude(self, trial: optuna.Trial, r: Any, t0: float, state: Path | None = None) -> float:
+        """Record a finished training run; ``TrialPruned`` unless it ran to the study's epochs
+        (a paused segment keeps its training state, ``state``, as a checkpoint artifact)."""
         trial.set_user_attr(Attr.EPOCHS, len(r.history.get("loss", [])))  # trained in this trial
         trial.set_user_attr(Attr.TRAIN_SECONDS, round(r.seconds, 2))
+        if r.status == "paused":
+            from search.promotion import save_checkpoint
+
+            save_checkpoint(trial, state, self.store)
+            self._end(trial, End.PAUSED, f"paused at epoch {r.epochs}", t0)
+            raise optuna.TrialPruned(f"paused at epoch {r.epochs}")
         if r.status == "pruned":
             self._end(trial, End.PRUNED, f"pruned at epoch {r.epochs}", t0)
             raise optuna.TrialPruned(f"pruned at epoch {r.epochs}")

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import optuna
 import plotly.graph_objects as go
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from search.data import CLASSES
-from search.record import Attr, End, best_complete, end_of, lost_trials
+from search.record import Attr, End, best_complete, chains, ends
 from search.report import report_html, tally, trials_frame
 from search.settings import Settings
 from search.storage import study_dir
@@ -32,30 +32,30 @@ END_STYLE = {  # colour and dash of each way a trial can end; others: orange das
     End.COMPLETE: ("#1f77b4", "solid"),
     End.PRUNED: ("#9e9e9e", "dash"),
     End.DIVERGED: ("#d62728", "dot"),
+    End.PAUSED: ("#2ca02c", "dash"),
 }
 
 
 # --- what is plotted ------------------------------------------------------------------------
 
 
-def _end(t: FrozenTrial, lost: dict[int, str]) -> str:
-    return end_of(t, lost)[0]
-
-
 def learning_curves_info(study: optuna.Study) -> list[dict[str, Any]]:
-    """Validation accuracy after each epoch of every trial that reported one."""
+    """Validation accuracy after each epoch of every config that reported one: a promoted
+    config's segments joined into one curve, ending as its last segment ended."""
     out = []
-    lost = lost_trials(study)
-    for t in study.get_trials(deepcopy=False):
-        if t.intermediate_values:
-            steps = sorted(t.intermediate_values)
+    end = ends(study)
+    for number, chain in chains(study.get_trials(deepcopy=False)).items():
+        curve = {step: v for t in chain for step, v in t.intermediate_values.items()}
+        if curve:
+            steps = sorted(curve)
             out.append(
                 {
-                    "number": t.number,
-                    "end": _end(t, lost),
-                    "state": t.state.name,
+                    "number": number,
+                    "end": end[chain[-1].number][0],
+                    "state": chain[-1].state.name,
                     "epochs": steps,
-                    "values": [t.intermediate_values[s] for s in steps],
+                    "values": [curve[s] for s in steps],
+                    "segments": [t.number for t in chain],
                 }
             )
     return out
@@ -82,18 +82,18 @@ def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
     at their last reported accuracy (not comparable, drawn faint); ``over_budget``: configs
     refused before training (no accuracy; drawn on the axis)."""
     complete, pruned, over = [], [], []
-    lost = lost_trials(study)
+    end = ends(study)
     for t in study.get_trials(deepcopy=False):
         c = t.user_attrs.get(cost)
         if c is None:
             continue
         if t.state == TrialState.COMPLETE and t.value is not None:
             complete.append({"number": t.number, "value": t.value, "cost": c})
-        elif _end(t, lost) == End.OVER_BUDGET:
+        elif end[t.number][0] == End.OVER_BUDGET:
             over.append({"number": t.number, "cost": c})
         elif t.intermediate_values:
             last = t.intermediate_values[max(t.intermediate_values)]
-            pruned.append({"number": t.number, "value": last, "cost": c, "end": _end(t, lost)})
+            pruned.append({"number": t.number, "value": last, "cost": c, "end": end[t.number][0]})
     front = pareto_front([(p["value"], p["cost"]) for p in complete])
     return {
         "cost": cost,

@@ -25,6 +25,8 @@ class End(StrEnum):
     INTERRUPTED = "interrupted"  # Ctrl-C
     LOST = "lost"  # its worker died (killed, out of memory, machine lost)
     SURPLUS = "surplus"  # other workers had already filled the study's target
+    PAUSED = "paused"  # --pruner promote: stopped at a rung, its checkpoint kept to resume
+    PROMOTED = "promoted"  # a paused segment whose config a later segment resumed
 
 
 class Attr:
@@ -48,6 +50,11 @@ class Attr:
     RETRY_OF = "retry_of"  # a lost trial's parameters, tried once more
     ENGINE = "engine"
     INITIAL_EPOCH = "initial_epoch"
+    # --pruner promote: a config trains in segments, one trial each, rung to rung
+    RESUME_OF = "resume_of"  # the paused segment this one continues (absent: a new config)
+    START = "start_epoch"  # epochs its config had trained before this segment
+    RUNG = "rung"  # the epoch this segment trains to
+    CHECKPOINT = "checkpoint"  # the artifact holding a paused segment's training state
 
 
 # Trials that count towards a study's target. Queued (WAITING) ones do not: the next worker to
@@ -62,20 +69,67 @@ def lost_trials(study: optuna.Study) -> dict[int, str]:
     return {int(k[n:]): v for k, v in study.user_attrs.items() if k.startswith(LOST_PREFIX)}
 
 
-def end_of(t: FrozenTrial, lost: dict[int, str] | None = None) -> tuple[str, str]:
-    """How a trial ended and the detail: an :class:`End`, or its bare state while it runs."""
+def promoted(trials: list[FrozenTrial]) -> set[int]:
+    """Paused segments whose config goes on in a later segment (queued, running or done; a
+    lost one does not count: its parent is promotable again)."""
+    going_on = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    return {
+        t.user_attrs[Attr.RESUME_OF]
+        for t in trials
+        if Attr.RESUME_OF in t.user_attrs and t.state in going_on
+    }
+
+
+def end_of(
+    t: FrozenTrial, lost: dict[int, str] | None = None, going_on: set[int] | None = None
+) -> tuple[str, str]:
+    """How a trial ended and the detail: an :class:`End`, or its bare state while it runs.
+    ``going_on`` (from :func:`promoted`) tells a promoted segment from a paused one."""
     if Attr.END in t.user_attrs and t.state != TrialState.RUNNING:
-        return End(t.user_attrs[Attr.END]), t.user_attrs.get(Attr.END_DETAIL, "")
+        end = End(t.user_attrs[Attr.END])
+        if end == End.PAUSED and going_on and t.number in going_on:
+            end = End.PROMOTED
+        return end, t.user_attrs.get(Attr.END_DETAIL, "")
     if lost and t.number in lost:
         return End.LOST, lost[t.number]
     return t.state.name.lower(), ""
 
 
+def is_new_config(t: FrozenTrial) -> bool:
+    """A trial that sampled a config (every trial, except the later segments of a promoted
+    config): what the study's target counts."""
+    return Attr.RESUME_OF not in t.user_attrs
+
+
+def root_of(t: FrozenTrial, by_number: dict[int, FrozenTrial]) -> int:
+    """The number of the trial that sampled ``t``'s config (itself, unless a segment)."""
+    while Attr.RESUME_OF in t.user_attrs:
+        t = by_number[t.user_attrs[Attr.RESUME_OF]]
+    return t.number
+
+
+def chains(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
+    """Each config's trials, by the number of the one that sampled it: one trial per config,
+    except under ``--pruner promote``, where a config is its segments, in order."""
+    by_number = {t.number: t for t in trials}
+    out: dict[int, list[FrozenTrial]] = {}
+    for t in trials:
+        out.setdefault(root_of(t, by_number), []).append(t)
+    return out
+
+
+def ends(study: optuna.Study) -> dict[int, tuple[str, str]]:
+    """:func:`end_of` for every trial of the study (promoted segments told apart)."""
+    trials = study.get_trials(deepcopy=False)
+    lost, going_on = lost_trials(study), promoted(trials)
+    return {t.number: end_of(t, lost, going_on) for t in trials}
+
+
 def count_live(study: optuna.Study, before: int | None = None) -> int:
-    """Trials that count towards the target: finished (complete or pruned) or running; with
+    """Configs that count towards the target: finished (complete or pruned) or running; with
     ``before``, only those numbered below it."""
     trials = study.get_trials(deepcopy=False, states=LIVE)
-    return sum(1 for t in trials if before is None or t.number < before)
+    return sum(1 for t in trials if is_new_config(t) and (before is None or t.number < before))
 
 
 def epochs_trained(trials: list[FrozenTrial]) -> int:

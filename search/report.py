@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError
-from search.record import Attr, End, best_complete, end_of, epochs_trained, lost_trials
+from search.record import Attr, End, best_complete, chains, end_of, ends, epochs_trained
 from search.settings import Settings
 from search.space import Space
 
@@ -32,14 +32,22 @@ ATTR_COLUMNS = (
     Attr.TRAIN_SECONDS,
     Attr.SECONDS,
     Attr.WORKER,
+    Attr.RESUME_OF,
+    Attr.RUNG,
 )
 BASE_COLUMNS = (
     "number", "state", "end", "value", *ATTR_COLUMNS, "datetime_start", "datetime_complete",
 )  # fmt: skip
 STATUS_COLUMNS = (
     "number", "state", "end", "value", Attr.N_PARAMS, Attr.LATENCY_P50, Attr.EPOCHS, Attr.SECONDS,
+    Attr.RESUME_OF, Attr.RUNG,
 )  # fmt: skip
-SHOWN_AS_DETAIL = (End.PRUNED, End.COMPLETE, End.OVER_BUDGET)  # the progress line says why
+SHOWN_AS_DETAIL = (
+    End.PRUNED,
+    End.COMPLETE,
+    End.OVER_BUDGET,
+    End.PAUSED,
+)  # the progress line says why
 
 
 @dataclass
@@ -56,21 +64,22 @@ class Tally:
 
 
 def tally(study: optuna.Study, settings: Settings) -> Tally:
+    """Counts by trial; the epochs by config (a promoted config's segments together)."""
     trials = study.get_trials(deepcopy=False)
-    lost = lost_trials(study)
+    end = {n: str(e) for n, (e, _) in ends(study).items()}
     out = Tally(trials=len(trials), epochs_trained=epochs_trained(trials))
     for t in trials:
-        end = str(end_of(t, lost)[0])
         out.by_state[t.state.name] = out.by_state.get(t.state.name, 0) + 1
-        out.by_end[end] = out.by_end.get(end, 0) + 1
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-            out.finished += 1
-            if end == End.OVER_BUDGET:
-                out.epochs_saved_by_budget_checks += settings.epochs
-            else:
-                out.epochs_saved_by_pruning += settings.epochs - int(
-                    t.user_attrs.get(Attr.EPOCHS, 0)
-                )
+        out.by_end[end[t.number]] = out.by_end.get(end[t.number], 0) + 1
+    for chain in chains(trials).values():
+        last = chain[-1]
+        if last.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        out.finished += 1
+        if end[last.number] == End.OVER_BUDGET:
+            out.epochs_saved_by_budget_checks += settings.epochs
+        else:
+            out.epochs_saved_by_pruning += settings.epochs - epochs_trained(chain)
     return out
 
 
@@ -87,6 +96,8 @@ def progress_line(study: optuna.Study, t: FrozenTrial) -> str:
     params = f"{ua[Attr.N_PARAMS]:>9,}" if Attr.N_PARAMS in ua else " " * 9
     end, detail = end_of(t)
     shown = detail if end in SHOWN_AS_DETAIL else str(end)
+    if Attr.RESUME_OF in ua:
+        shown = f"resumed #{ua[Attr.RESUME_OF]}: {shown}"
     secs = ua.get(Attr.SECONDS, (t.duration.total_seconds() if t.duration else 0.0))
     return (
         f"trial {t.number:>3}  {params} params  val {value}  {t.state.name:<8} "
@@ -105,7 +116,7 @@ def summary(study: optuna.Study, s: Settings, wall_s: float | None = None) -> st
         + ", ".join(f"{v} {k}" for k, v in sorted(n.by_end.items()))
         + ")",
         f"epochs trained {n.epochs_trained} of {n.finished * s.epochs} without pruning "
-        f"({n.finished} trials x {s.epochs})",
+        f"({n.finished} configs x {s.epochs})",
     ]
     if wall_s is not None:
         lines.append(f"wall time {wall_s / 60:.1f} min")
@@ -124,7 +135,7 @@ def trials_frame(study: optuna.Study, space: Space | None = None):
     import pandas as pd
 
     names = [p.name for p in space.params] if space is not None else []
-    lost = lost_trials(study)
+    end = ends(study)
     rows = []
     for t in study.get_trials(deepcopy=False):
         for k in t.params:
@@ -134,7 +145,7 @@ def trials_frame(study: optuna.Study, space: Space | None = None):
             {
                 "number": t.number,
                 "state": t.state.name,
-                "end": str(end_of(t, lost)[0]),
+                "end": str(end[t.number][0]),
                 "value": t.value,
                 **{c: t.user_attrs.get(c) for c in ATTR_COLUMNS},
                 "datetime_start": t.datetime_start,

@@ -28,7 +28,7 @@ from search.space import Space, load_space, parse_space
 from search.storage import open_storage, record_url, redact, storage_url
 
 SAMPLERS = ("tpe", "random", "cmaes")
-PRUNERS = ("hyperband", "asha", "median", "none")
+PRUNERS = ("hyperband", "asha", "promote", "median", "none")
 ENGINES = ("optuna", "kerastuner")
 TUNERS = ("hyperband", "bayesian", "random")  # the KerasTuner engine's
 RESUMABLE = ("trials", "deadline", "epoch_budget")  # settings a resumed study may change
@@ -48,7 +48,11 @@ DEFAULTS: dict[str, Any] = dict(
     tuner="hyperband",
     epoch_budget=None,
     startup_trials=10,
+    first_rung=1,  # promote: the replay (benchmarks/replay.py) chose r = 1, eta = 3
+    eta=3,
 )
+# training state a pause cannot keep: refused with --pruner promote
+NOT_PAUSABLE = ("ema", "plateau", "early_stop")
 
 
 def resolve_space_path(value: str) -> Path:
@@ -80,6 +84,8 @@ class Settings:
     engine: str = "optuna"  # optuna | kerastuner
     tuner: str = "hyperband"  # the KerasTuner engine's tuner: hyperband | bayesian | random
     startup_trials: int = 10  # TPE's random start-up trials (Optuna's default; older studies)
+    first_rung: int = 1  # promote: the first rung, in epochs
+    eta: int = 3  # promote: the reduction factor (the top 1/eta of a rung go on)
 
     @classmethod
     def from_options(
@@ -120,6 +126,8 @@ class Settings:
         )
         if values["val_size"] < 1:
             raise UserError("a search needs validation images: --val-size must be at least 1.")
+        if values["pruner"] == "promote":
+            _check_promote(values, space, base)
         return cls(
             space_path=str(space.path),
             space_text=space.text,
@@ -135,6 +143,8 @@ class Settings:
             tuner=values["tuner"],
             epoch_budget=values["epoch_budget"],
             startup_trials=values["startup_trials"],
+            first_rung=values["first_rung"],
+            eta=values["eta"],
         )
 
     def space(self) -> Space:
@@ -163,6 +173,28 @@ class Settings:
         study.set_user_attr("settings", json.dumps(asdict(self)))
 
 
+def _check_promote(values: dict[str, Any], space: Space, base: Config) -> None:
+    if values["eta"] < 2:
+        raise UserError(
+            f"--eta must be at least 2 (the top 1/eta of a rung go on), got {values['eta']}."
+        )
+    if not 1 <= values["first_rung"] <= base.epochs:
+        raise UserError(
+            f"--first-rung must be between 1 and the study's --epochs ({base.epochs}), got "
+            f"{values['first_rung']}."
+        )
+    if values["engine"] != "optuna":
+        raise UserError("--pruner promote schedules Optuna trials; KerasTuner has its own.")
+    stateful = [k for k in NOT_PAUSABLE if getattr(base, k)]
+    stateful += [p.config_key for p in space.params if p.config_key in NOT_PAUSABLE]
+    if stateful:
+        raise UserError(
+            f"--pruner promote pauses and resumes training, which {', '.join(stateful)} "
+            f"cannot survive (their state lives in Keras callbacks): remove them from "
+            f"{space.path} or choose another pruner."
+        )
+
+
 def given_options(
     options: dict[str, Any], *, quick: bool = False, timeout: float | None = None
 ) -> set[str]:
@@ -187,14 +219,20 @@ def sampler_seed(s: Settings, worker: int = 0, restarts: int = 0) -> int:
 def make_sampler(s: Settings, worker: int = 0, restarts: int = 0) -> optuna.samplers.BaseSampler:
     seed = sampler_seed(s, worker, restarts)
     if s.sampler == "tpe":
-        return optuna.samplers.TPESampler(
+        sampler = optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, n_startup_trials=s.startup_trials
         )
-    if s.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if s.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    raise UserError(f"sampler {s.sampler!r} is unknown; choose {', '.join(SAMPLERS)}.")
+    elif s.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    elif s.sampler == "cmaes":
+        sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    else:
+        raise UserError(f"sampler {s.sampler!r} is unknown; choose {', '.join(SAMPLERS)}.")
+    if s.pruner == "promote":  # each config once, at its furthest segment
+        from search.promotion import LatestSegments
+
+        return LatestSegments(sampler)
+    return sampler
 
 
 def make_pruner(s: Settings) -> optuna.pruners.BasePruner:
@@ -213,6 +251,8 @@ def make_pruner(s: Settings) -> optuna.pruners.BasePruner:
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=2, reduction_factor=3, bootstrap_count=2 if s.trials >= 10 else 0
         )
+    if s.pruner == "promote":  # the worker pauses and resumes trials (search.promotion)
+        return optuna.pruners.NopPruner()
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if s.pruner == "none":
@@ -288,11 +328,14 @@ def create_or_resume(
     return study, settings
 
 
-def remaining(study: optuna.Study, s: Settings) -> int:
-    """Trials still to start: none past the deadline or the epoch budget."""
+def out_of_budget(study: optuna.Study, s: Settings) -> bool:
+    """Past the deadline, or the epoch budget spent: nothing more starts, promotions neither."""
     if s.deadline is not None and time.time() >= s.deadline:
-        return 0
-    if s.epoch_budget is not None:
-        if epochs_trained(study.get_trials(deepcopy=False)) >= s.epoch_budget:
-            return 0
-    return s.trials - count_live(study)
+        return True
+    spent = s.epoch_budget is not None
+    return spent and epochs_trained(study.get_trials(deepcopy=False)) >= s.epoch_budget
+
+
+def remaining(study: optuna.Study, s: Settings) -> int:
+    """New configs still to start: none past the deadline or the epoch budget."""
+    return 0 if out_of_budget(study, s) else s.trials - count_live(study)

@@ -162,6 +162,9 @@ def damaged_journal(path: Path) -> str | None:
 
 
 def _retry_note(t: FrozenTrial) -> str:
+    if Attr.RESUME_OF in t.user_attrs:
+        parent = t.user_attrs[Attr.RESUME_OF]
+        return f"not retried: trial {parent}, which it resumed, is promotable again"
     if Attr.RETRY_OF in t.user_attrs:
         return f"not retried again: it was the retry of trial {t.user_attrs[Attr.RETRY_OF]}"
     return "its parameters are tried once more"
@@ -170,7 +173,7 @@ def _retry_note(t: FrozenTrial) -> str:
 def retry_once(study: optuna.Study, t: FrozenTrial) -> str:
     """Queue a lost trial's parameters once more, unless it was itself such a retry (a config
     that kills its worker every time must not loop the study). Returns what was done."""
-    if Attr.RETRY_OF not in t.user_attrs:
+    if Attr.RETRY_OF not in t.user_attrs and Attr.RESUME_OF not in t.user_attrs:
         study.enqueue_trial(t.params, user_attrs={Attr.RETRY_OF: t.number}, skip_if_exists=False)
     return _retry_note(t)
 

@@ -15,14 +15,15 @@ from dataclasses import replace
 from typing import TextIO
 
 import optuna
+from optuna.trial import TrialState
 
-from search import STOP, env
+from search import STOP, env, promotion
 from search.data import Source, search_guard, split_for
 from search.errors import UserError
 from search.objective import Objective, Trainer, WorkerContext, rss_mb
 from search.record import Attr, End
 from search.report import progress_line
-from search.settings import Settings, load, remaining
+from search.settings import Settings, load, out_of_budget, remaining
 from search.storage import fail_dead_local_trials, others_may_fail
 
 MAX_FAILURES_IN_A_ROW = 5  # a worker whose trials keep raising stops instead of looping
@@ -75,7 +76,9 @@ def run_optuna(
 ) -> None:
     """Optuna's engine: one ``study.optimize`` call per trial, the target checked between."""
     fail_dead_local_trials(study)  # left RUNNING by a worker killed before this one started
-    objective = Objective(s, split_for(s.base(), source), train=train, context=context)
+    store = promotion.checkpoint_store(study.study_name) if s.pruner == "promote" else None
+    split = split_for(s.base(), source)
+    objective = Objective(s, split, train=train, context=context, store=store)
     mine: list[optuna.trial.FrozenTrial] = []
 
     def show(st: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
@@ -89,8 +92,15 @@ def run_optuna(
         if STOP.is_set():
             raise KeyboardInterrupt("stopped by SIGINT")
         s = Settings.of(study)  # another process may have raised the target
-        if remaining(study, s) <= 0:
+        queued = (
+            store is not None
+            and not out_of_budget(study, s)
+            and promotion.promote_next(study, s, store) is not None
+        )
+        if not queued and remaining(study, s) <= 0:
             others = others_may_fail(study)  # fails lost trials: their slots open again
+            if store is not None and not others:  # a segment elsewhere may still promote one
+                others = bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             if remaining(study, s) <= 0:
                 if not others:
                     break
@@ -107,6 +117,8 @@ def run_optuna(
                 f"with {detail}. Finished trials are kept; see 'cifar10-search status --study "
                 f"{study.study_name}' and fix the cause before starting again."
             )
+        if store is not None:
+            promotion.drop_checkpoints(study, s, store)
         rss = rss_mb()
         first_rss = rss if first_rss is None else first_rss
         if recycle and rss - first_rss > limit and remaining(study, s) > 0:

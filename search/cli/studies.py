@@ -41,6 +41,18 @@ def start_parser() -> argparse.ArgumentParser:
         "--val-size", type=int, help=f"validation images (default {DEFAULTS['val_size']})"
     )
     p.add_argument("--pruner", choices=PRUNERS)
+    p.add_argument(
+        "--first-rung",
+        type=int,
+        metavar="R",
+        help=f"--pruner promote: epochs to the first pause (default {DEFAULTS['first_rung']})",
+    )
+    p.add_argument(
+        "--eta",
+        type=int,
+        help=f"--pruner promote: rungs at R, R*eta, ...; the top 1/eta of a rung go on "
+        f"(default {DEFAULTS['eta']})",
+    )
     p.add_argument("--sampler", choices=SAMPLERS)
     p.add_argument(
         "--startup-trials",

@@ -1,0 +1,188 @@
+"""--pruner promote: trials pause at rungs and resume from their checkpoints; the study, the
+sampler, the locks and the checkpoint store around them."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from search import promotion
+from search.data import resolve_source
+from search.errors import UserError
+from search.record import Attr, End, ends, promoted
+from search.report import summary, trials_frame
+from search.settings import Settings, create_or_resume, load
+from search.storage import retry_once
+from search.worker import run_worker
+
+TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
+LR = optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)
+
+
+def settings(**kw):
+    options = dict(
+        space=str(TINY_SPACE), trials=6, epochs=3, train_size=200, val_size=100, pruner="promote"
+    )
+    return Settings.from_options(**{**options, **kw})
+
+
+def segment(number_lr, value, rung=1, state=TrialState.PRUNED, end=End.PAUSED, **attrs):
+    """A finished segment made by hand: paused at ``rung`` with ``value`` there."""
+    return create_trial(
+        state=state,
+        value=value if state == TrialState.COMPLETE else None,
+        params={"learning_rate": number_lr},
+        distributions={"learning_rate": LR},
+        intermediate_values={rung: value},
+        user_attrs={Attr.END: end, Attr.RUNG: rung, Attr.CHECKPOINT: f"ckpt-{number_lr}", **attrs},
+    )
+
+
+def made_study(name, values, **kw):
+    """A promote study whose first segments, one per value, paused at rung 1."""
+    s = settings(**kw)
+    study, _ = create_or_resume(name, None, s, given=set(), enqueue_seed=False)
+    for i, v in enumerate(values):
+        study.add_trial(segment(1e-3 * (i + 1), v))
+    return study, s
+
+
+# --- options ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(eta=1), "--eta must be at least 2"),
+        (dict(first_rung=4), "--first-rung must be between 1 and the study's --epochs (3)"),
+        (dict(first_rung=0), "--first-rung must be between 1"),
+        (dict(engine="kerastuner"), "KerasTuner has its own"),
+    ],
+)
+def test_bad_promote_options_are_refused_by_name(options, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        settings(**options)
+
+
+def test_training_state_a_pause_cannot_keep_is_refused(tmp_path):
+    space = tmp_path / "ema.toml"
+    space.write_text(
+        TINY_SPACE.read_text() + "\n[params.ema]\ntype = 'float'\nlow = 0.9\nhigh = 0.99\n"
+    )
+    with pytest.raises(UserError, match="ema cannot survive"):
+        settings(space=str(space))
+
+
+# --- the promotion rule in a study ------------------------------------------------------------
+
+
+def test_a_lost_resume_leaves_its_parent_promotable_and_is_not_retried():
+    study, s = made_study("lost", [0.5, 0.4, 0.3])
+    assert promotion.promote_next(study, s) == 0  # the best of three, top 1/3
+    child = study.ask()  # the queued resume
+    assert child.user_attrs[Attr.RESUME_OF] == 0 and child.user_attrs[Attr.RUNG] == 3
+    assert promotion.promote_next(study, s) is None  # promoted once, never twice
+    frozen = study._storage.get_trial(child._trial_id)
+    study._storage.set_trial_state_values(child._trial_id, state=TrialState.FAIL)  # its worker died
+    assert "promotable again" in retry_once(study, frozen)
+    assert not study.get_trials(states=(TrialState.WAITING,))  # no retry queued
+    assert 0 not in promoted(study.get_trials())
+    assert promotion.promote_next(study, s) == 0  # resumed once more
+
+
+def test_two_workers_racing_promote_a_segment_once(monkeypatch):
+    """Both workers decide at the same moment (each takes 0.3 s to decide): the study-wide
+    lock lets one of them promote; the other then finds nothing to promote."""
+    real = promotion.entries
+
+    def slow_entries(*a, **k):
+        out = real(*a, **k)
+        time.sleep(0.3)
+        return out
+
+    monkeypatch.setattr(promotion, "entries", slow_entries)
+
+    def race(name):
+        study, s = made_study(name, [0.5, 0.4, 0.3])
+        got = []
+        workers = [
+            threading.Thread(target=lambda: got.append(promotion.promote_next(study, s)))
+            for _ in range(2)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return sorted(got, key=str), study.get_trials(states=(TrialState.WAITING,))
+
+    got, waiting = race("race")
+    assert got == [0, None] and len(waiting) == 1
+    # the test can fail: without the lock, both workers promote trial 0
+    monkeypatch.setattr(promotion, "study_lock", lambda study: contextlib.nullcontext())
+    got, waiting = race("race-unlocked")
+    assert got == [0, 0] and len(waiting) == 2
+
+
+def test_checkpoints_go_once_no_promotion_can_use_them():
+    """Six configs, eta 3: at most 6 // 3 = 2 of a rung can ever go on, so the third and
+    lower need no checkpoint; a promoted segment needs none once its next one finished."""
+    study, s = made_study("ckpt", [0.9, 0.8, 0.7, 0.6])
+    assert promotion.needless_checkpoints(study.get_trials(), s) == ["ckpt-0.003", "ckpt-0.004"]
+    study.add_trial(segment(1e-3, 0.95, rung=3, state=TrialState.COMPLETE, end=End.COMPLETE,
+                            **{Attr.RESUME_OF: 0}))  # fmt: skip
+    needless = promotion.needless_checkpoints(study.get_trials(), s)
+    assert needless == ["ckpt-0.001", "ckpt-0.003", "ckpt-0.004"]
+
+
+def test_the_sampler_sees_each_config_once_at_its_furthest_finished_segment():
+    study, s = made_study("view", [0.5, 0.4, 0.3])
+    view = promotion._StudyView(study)
+    promotion.promote_next(study, s)
+    child = study.ask()
+    assert [t.number for t in view.get_trials()] == [0, 1, 2, 3]  # running: parent still seen
+    study.tell(child, 0.7)
+    seen = view._get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert [t.number for t in seen] == [1, 2, 3]  # trial 0 is superseded by trial 3
+    # and a TPE sampler behind the view samples from it
+    sampler = promotion.LatestSegments(optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
+    t = optuna.load_study(study_name="view", storage=study._storage, sampler=sampler).ask()
+    assert 1e-4 <= t.suggest_float("learning_rate", 1e-4, 0.1, log=True) <= 0.1
+
+
+# --- a real study ---------------------------------------------------------------------------
+
+
+def test_a_promote_study_pauses_screens_and_resumes(tiny_data):
+    s = settings()  # 6 configs, 3 epochs: rungs at 1 and 3
+    create_or_resume("promo", None, s, given=set(), enqueue_seed=True)
+    run_worker("promo", None, resolve_source(tiny_data))
+    study, _ = load("promo")
+    trials = study.get_trials()
+    firsts = [t for t in trials if Attr.RESUME_OF not in t.user_attrs]
+    resumed = [t for t in trials if Attr.RESUME_OF in t.user_attrs]
+    assert len(firsts) == 6 and all(t.user_attrs[Attr.EPOCHS] == 1 for t in firsts)
+    assert resumed and all(t.state == TrialState.COMPLETE for t in resumed)
+    for t in resumed:  # each trained epochs 2 and 3 only, from its parent's checkpoint
+        assert t.user_attrs[Attr.EPOCHS] == 2 and sorted(t.intermediate_values) == [2, 3]
+        assert t.params == trials[t.user_attrs[Attr.RESUME_OF]].params
+    at_rung_1 = sorted(firsts, key=lambda t: (-t.intermediate_values[1], t.number))
+    assert {t.number for t in at_rung_1[:2]} <= {t.user_attrs[Attr.RESUME_OF] for t in resumed}
+    end = {n: e for n, (e, _) in ends(study).items()}
+    assert {end[t.number] for t in firsts} == {End.PAUSED, End.PROMOTED}
+    assert sum(end[t.number] == End.PROMOTED for t in firsts) == len(resumed)
+    trained = 6 + 2 * len(resumed)
+    assert f"epochs trained {trained} of 18 without pruning (6 configs x 3)" in summary(study, s)
+    frame = trials_frame(study, s.space())
+    assert list(frame["rung"]) == [t.user_attrs[Attr.RUNG] for t in trials]
+    # no checkpoint outlives its use: the promoted ones' segments finished, the rest rank
+    # below the 2 of 6 that could ever go on
+    left = list((Path(promotion.checkpoint_store("promo")._base_path)).glob("*"))
+    paused = [t for t in firsts if end[t.number] == End.PAUSED]
+    ranked = [t.number for t in at_rung_1 if t in paused]
+    assert len(left) == len([n for n in ranked if at_rung_1.index(trials[n]) < 2])
