@@ -1,8 +1,10 @@
-"""Close the loop: retrain a study's best trial on all 50,000 training images, then test it once.
+"""Close the loop: race a study's top trials on validation, retrain the winner on all 50,000
+training images, then test it once.
 
-``results/NAME/final/`` holds ``best_config.json``, one run folder per seed (``seed-S/``, each
-resumable after an interruption) and, after the test, ``test_metrics.json`` with the mean and
-spread over seeds and the provenance of every figure.
+``results/NAME/final/`` holds ``race/`` (with ``--race K``: one run folder per candidate and
+``race.json``), ``best_config.json``, one run folder per seed (``seed-S/``, each resumable
+after an interruption) and, after the test, ``test_metrics.json`` with the mean and spread over
+seeds, the race, and the provenance of every figure.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import optuna
 from optuna.trial import TrialState
 
 from search.config import Config
-from search.data import CLASSES, Source
+from search.data import CLASSES, Source, search_guard, split_for
 from search.errors import UserError
-from search.evaluate import TTA_REPORTS, next_evaluation
+from search.evaluate import TTA_REPORTS, next_evaluation, tta_level, tta_scores
 from search.record import Attr, End, best_complete, end_of, lost_trials
 from search.runs import evaluate_run, train_run, write_json
 from search.settings import load
@@ -58,6 +60,83 @@ def pick_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     )
 
 
+def candidates(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The top ``k`` complete trials by the search's value, one per config (the earlier of a
+    tie); refused when the study has fewer."""
+    if k < 1:
+        raise UserError(f"--race must be at least 1, got {k}.")
+    done = sorted(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+        key=lambda t: (-t.value, t.number),
+    )
+    seen, out = set(), []
+    for t in done:
+        key = json.dumps(t.user_attrs[Attr.CONFIG], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    if len(out) < k:
+        raise UserError(
+            f"--race {k} needs {k} complete trials with distinct configs; study "
+            f"{study.study_name!r} has {len(out)}. Race fewer, or run the study further."
+        )
+    return out[:k]
+
+
+def race(
+    name: str, study: optuna.Study, settings, source: Source, *, k: int, epochs: int,
+    verbose: bool = True,
+) -> dict:  # fmt: skip
+    """Train each of the top ``k`` configs at the retrain's epochs on the train split and
+    score it on the validation images (with the TTA its config asks for): the winner goes on
+    to the retrain. Before the test set is touched, and it never is here (the search's
+    guard). Resumable: finished candidates are kept in ``final/race/trial-N/``."""
+    out = final_dir(name) / "race"
+    rows = []
+    with search_guard():
+        for t in candidates(study, k):
+            config = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}")
+            config = config.replace(epochs=epochs, train_size=None, val_size=settings.val_size)
+            run = out / f"trial-{t.number}"
+            scored = run / "race.json"
+            if not scored.exists():
+                if verbose:
+                    print(f"race: trial {t.number} (search value {t.value:.4f}), {run}", flush=True)
+                if not (run / "train.json").exists():
+                    train_run(config, source, run, verbose=verbose, extra={"race_of": name})
+                write_json(scored, {"trial": t.number, "search_value": t.value,
+                                    **_validation_scores(run, config, source)})  # fmt: skip
+            rows.append(json.loads(scored.read_text()))
+    winner = max(rows, key=lambda r: (r["score"], -r["trial"]))
+    trained = json.loads((out / f"trial-{winner['trial']}" / "train.json").read_text())
+    record = {
+        "epochs": epochs,
+        "train_images": trained["train_images"],
+        "val_images": trained["val_images"],
+        "candidates": rows,
+        "winner": winner["trial"],
+    }
+    write_json(out / "race.json", record)
+    if verbose:
+        for r in rows:
+            print(f"race: trial {r['trial']}: validation {r['score']:.4f} ({r['scored_as']})")
+        print(f"race: trial {winner['trial']} wins", flush=True)
+    return record
+
+
+def _validation_scores(run: Path, config: Config, source: Source) -> dict:
+    """The run's validation accuracy at each TTA level up to its config's; its score is the
+    highest level's (what its config would be tested with)."""
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    split = split_for(config, source)
+    scores = tta_scores(model, split.x_val, split.y_val, level=tta_level(config, None))
+    accuracy = {level: s["accuracy"] for level, s in scores.items()}
+    top = list(accuracy)[-1]
+    return {"validation": accuracy, "score": accuracy[top], "scored_as": top}
+
+
 def retrain(
     name: str,
     storage: str | None,
@@ -67,21 +146,29 @@ def retrain(
     epochs: int | None = None,
     epoch_factor: float = DEFAULT_EPOCH_FACTOR,
     seeds: int = 1,
+    race_k: int | None = None,
     verbose: bool = True,
 ) -> Path:
     """Train the chosen trial's exact config on all training images, once per seed.
 
     Epochs default to the study's epoch budget times ``epoch_factor``; the learning-rate
-    schedule is defined in fractions of the run, so it stretches to the new length. Run again
+    schedule is defined in fractions of the run, so it stretches to the new length. With
+    ``race_k``, the trial is the winner of :func:`race` among the top ``race_k``. Run again
     after an interruption: finished seeds are kept, an unfinished one resumes from its last
     epoch.
     """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}.")
+    if race_k is not None and trial is not None:
+        raise UserError("--race picks the trial; it does not go with --trial.")
     study, settings = load(name, storage)
+    n_epochs = epochs or max(1, round(settings.epochs * epoch_factor))
+    raced = None
+    if race_k is not None:
+        raced = race(name, study, settings, source, k=race_k, epochs=n_epochs, verbose=verbose)
+        trial = raced["winner"]
     t = pick_trial(study, trial)
     searched = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}'s config")
-    n_epochs = epochs or max(1, round(settings.epochs * epoch_factor))
     config = searched.replace(val_size=0, train_size=None, epochs=n_epochs)
     out = final_dir(name)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +181,7 @@ def retrain(
         "epochs": n_epochs,
         "seeds": [config.seed + i for i in range(seeds)],
         "config": config.to_dict(),
+        "race": raced,
     }
     if previous.exists():
         old = json.loads(previous.read_text())
@@ -182,6 +270,7 @@ def evaluate_final(name: str, source: Source, *, tta: bool | None = None) -> dic
             json.loads((r / "train.json").read_text())["train_seconds"] for r in runs
         ],
         "config": plan["config"],
+        "race": plan.get("race"),
         "data_source": first["data_source"],
         "data_checksum_sha256": first["data_checksum_sha256"],
         "test_evaluations": next_evaluation(previous),

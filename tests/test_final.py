@@ -220,3 +220,70 @@ def test_test_images_do_not_influence_the_search(tmp_path):
             [(t.params, t.value, t.intermediate_values, t.state) for t in study.get_trials()]
         )
     assert outcomes[0] == outcomes[1]
+
+
+# --- the race -------------------------------------------------------------------------------
+
+
+def raced_study(name="race"):
+    """Three complete trials of three learning rates, searched values 0.6 > 0.5 > 0.4."""
+    s = settings()
+    study, _ = create_or_resume(name, None, s, given=set(), enqueue_seed=False)
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+    for lr, value in ((0.003, 0.6), (0.01, 0.5), (0.001, 0.4)):
+        study.add_trial(
+            create_trial(
+                value=value,
+                params={"learning_rate": lr},
+                distributions=dist,
+                user_attrs={"config": s.base().replace(learning_rate=lr).to_dict(),
+                            "end": "complete"},
+            )
+        )  # fmt: skip
+    return study
+
+
+def test_the_race_picks_by_validation_and_never_loads_the_test_split(tiny_data, monkeypatch):
+    raced_study()
+    requested = []
+    real_load, real_scores = data._load, final._validation_scores
+    monkeypatch.setattr(
+        data, "_load", lambda src, split: requested.append(split) or real_load(src, split)
+    )
+
+    def scores(run, config, source):  # the search's second, trial 1, validates best
+        out = real_scores(run, config, source)
+        return {**out, "score": {0.003: 0.50, 0.01: 0.70}[config.learning_rate]}
+
+    monkeypatch.setattr(final, "_validation_scores", scores)
+    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2, verbose=False)
+    assert set(requested) == {"train"}  # the race and the retrain: training images only
+    plan = json.loads((out / "retrain.json").read_text())
+    assert plan["trial"] == 1 and plan["race"]["winner"] == 1
+    assert [c["trial"] for c in plan["race"]["candidates"]] == [0, 1]
+    assert plan["race"]["train_images"] == 200 and plan["race"]["val_images"] == 100
+    assert Config.from_json(out / "best_config.json").learning_rate == 0.01
+    # resumable: run again, nothing is trained twice
+    monkeypatch.setattr(final, "train_run", lambda *a, **k: pytest.fail("trained again"))
+    final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2, verbose=False)
+    assert main(["test", "--study", "race", "--data", str(tiny_data)]) == 0
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert metrics["race"]["winner"] == 1 and metrics["trial"] == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--race", "0"], "--race must be at least 1, got 0"),
+        (
+            ["--race", "4"],
+            "--race 4 needs 4 complete trials with distinct configs; study 'race' has 3",
+        ),
+        (["--race", "2", "--trial", "0"], "--race picks the trial; it does not go with --trial"),
+    ],
+)
+def test_bad_race_options_are_refused_by_name(args, message, tiny_data, capsys):
+    raced_study()
+    assert main(["retrain", "--study", "race", "--data", str(tiny_data), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (final.final_dir("race") / "race").exists()  # nothing trained

@@ -75,6 +75,13 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--trial", type=int, metavar="N", help="a trial number (default: the best)")
     g.add_argument("--seeds", type=int, default=1, help="train this many seeds (default 1)")
     g.add_argument(
+        "--race",
+        type=int,
+        metavar="K",
+        help="first train the top K complete trials at the retrain's epochs on the train split "
+        "and retrain the one that scores best on validation",
+    )
+    g.add_argument(
         "--epoch-factor",
         type=float,
         default=None,
@@ -90,7 +97,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     if args.study:
         return _retrain(args)
-    for opt in ("trial", "epoch_factor"):
+    for opt in ("trial", "epoch_factor", "race"):
         if getattr(args, opt) is not None:
             raise UserError(f"--{opt.replace('_', '-')} goes with --study NAME.")
     config = config_from_args(args)
@@ -134,6 +141,7 @@ def _retrain(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         epoch_factor=args.epoch_factor or final.DEFAULT_EPOCH_FACTOR,
         seeds=args.seeds,
+        race_k=args.race,
         verbose=not args.quiet,
     )
     print(f"retrained: test it once with 'python cifar10_test.py --study {args.study}'")
