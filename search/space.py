@@ -36,7 +36,7 @@ from search.config import Config, field_kind, field_names, preset
 from search.errors import ConfigError, SpaceError
 
 TYPES = ("float", "int", "categorical", "bool")
-PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
+PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when", "key"}
 TOP_KEYS = {"description", "base", "fixed", "params"}
 
 
@@ -50,6 +50,12 @@ class Param:
     step: float | None = None
     choices: tuple[Any, ...] = ()
     when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    key: str = ""  # the config key it sets; "" : its name (two parameters may share a key
+    # when their ``when`` conditions never hold together: a learning rate per optimizer)
+
+    @property
+    def config_key(self) -> str:
+        return self.key or self.name
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
         if self.type == "float":
@@ -109,7 +115,8 @@ class Space:
 
     def apply(self, params: dict[str, Any], base: Config | None = None) -> Config:
         """The config of a sampled point: the base with the point's values replaced."""
-        return (base or self.base).replace(**params)
+        keys = {p.name: p.config_key for p in self.params}
+        return (base or self.base).replace(**{keys.get(k, k): v for k, v in params.items()})
 
     def base_point(self, base: Config | None = None) -> dict[str, Any]:
         """The base config's own values of the active parameters: the point to enqueue first.
@@ -118,7 +125,7 @@ class Space:
         out: dict[str, Any] = {}
         for p in self.params:
             if p.active(out):
-                value = getattr(base, p.name)
+                value = getattr(base, p.config_key)
                 if p.contains(value):
                     out[p.name] = value
         return out
@@ -160,7 +167,27 @@ def parse_space(text: str, path: Path) -> Space:
     params: list[Param] = []
     for name, spec in raw.items():
         params.append(_param(name, spec, base, {p.name: p for p in params}, where))
+    _check_shared_keys(params, where)
     return Space(path, base, tuple(params), str(doc.get("description", "")), text)
+
+
+def _check_shared_keys(params: list[Param], where: str) -> None:
+    """Parameters that set one config key must never be active together: each has a ``when``
+    on one parameter, with values no two of them share."""
+    by_key: dict[str, list[Param]] = {}
+    for p in params:
+        by_key.setdefault(p.config_key, []).append(p)
+    for key, ps in by_key.items():
+        if len(ps) < 2:
+            continue
+        names = ", ".join(repr(p.name) for p in ps)
+        parents = {tuple(sorted(p.when)) for p in ps}
+        values = [v for p in ps for allowed in p.when.values() for v in allowed]
+        if len(parents) != 1 or len(next(iter(parents))) != 1 or len(values) != len(set(values)):
+            raise SpaceError(
+                f"{where}: parameters {names} all set config key {key!r}; give each a when on "
+                f"the same parameter, with values no two of them share."
+            )
 
 
 def _base(value: Any, path: Path) -> Config:
@@ -176,10 +203,12 @@ def _base(value: Any, path: Path) -> Config:
 
 def _param(name: str, spec: Any, base: Config, earlier: dict[str, Param], where: str) -> Param:
     at = f"{where}: parameter {name!r}"
-    if name not in field_names():
-        raise SpaceError(f"{at} is not a config key. Config keys: {', '.join(field_names())}.")
     if not isinstance(spec, dict):
         raise SpaceError(f'{at} must be a table with a type, e.g. [params.{name}] type = "float".')
+    target = spec.get("key", name)
+    if target not in field_names():
+        what = f"{at} is not" if target == name else f"{at}: key {target!r} is not"
+        raise SpaceError(f"{what} a config key. Config keys: {', '.join(field_names())}.")
     unknown = sorted(set(spec) - PARAM_KEYS)
     if unknown:
         raise SpaceError(
@@ -188,13 +217,13 @@ def _param(name: str, spec: Any, base: Config, earlier: dict[str, Param], where:
     kind = spec.get("type")
     if kind not in TYPES:
         raise SpaceError(f"{at}: type {kind!r} is unknown; choose one of {', '.join(TYPES)}.")
-    field_type = field_kind(name)
+    field_type = field_kind(target)
     if kind in ("float", "int", "bool") and field_type.__name__ != kind:
         raise SpaceError(f"{at} is a {field_type.__name__} config key, not {kind}.")
 
     def check_value(value: Any, what: str) -> None:
         try:
-            base.replace(**{name: value})
+            base.replace(**{target: value})
         except ConfigError as e:
             raise SpaceError(f"{at}: {what}: {e}") from None
 
@@ -235,7 +264,8 @@ def _param(name: str, spec: Any, base: Config, earlier: dict[str, Param], where:
             raise SpaceError(f"{at}: {key} does not apply to a {kind} parameter.")
     if kind in ("float", "int", "bool") and "choices" in spec:
         raise SpaceError(f"{at}: choices apply to categorical parameters only.")
-    return Param(**{**p.__dict__, "when": _when(spec.get("when"), earlier, at)})
+    when = _when(spec.get("when"), earlier, at)
+    return Param(**{**p.__dict__, "when": when, "key": "" if target == name else target})
 
 
 def _when(value: Any, earlier: dict[str, Param], at: str) -> dict[str, tuple[Any, ...]]:

@@ -182,3 +182,53 @@ def test_every_fast_space_config_is_within_budget():
     )
     m = budget.measure(build_model(largest), warmup=5, runs=30)
     assert m.params < 1_000_000 and m.latency_p50_ms < 20
+
+
+PER_OPTIMIZER = """
+base = "seed"
+[params.optimizer]
+type = "categorical"
+choices = ["adamax", "rmsprop", "sgd"]
+[params.sgd_lr]
+key = "learning_rate"
+type = "float"
+low = 0.1
+high = 2.0
+log = true
+when = { optimizer = ["sgd"] }
+[params.adaptive_lr]
+key = "learning_rate"
+type = "float"
+low = 1e-4
+high = 1e-2
+log = true
+when = { optimizer = OTHERS }
+"""
+
+
+def test_a_config_key_can_have_a_range_per_optimizer():
+    space = parse_space(PER_OPTIMIZER.replace("OTHERS", '["adamax", "rmsprop"]'), Path("x.toml"))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = {}
+    for _ in range(30):
+        point = space.suggest(study.ask())
+        config = space.apply(point)
+        assert ("sgd_lr" in point) == (point["optimizer"] == "sgd") != ("adaptive_lr" in point)
+        lr = config.learning_rate
+        seen.setdefault(point["optimizer"], []).append(lr)
+        assert (0.1 <= lr <= 2.0) if point["optimizer"] == "sgd" else (1e-4 <= lr <= 1e-2)
+    assert set(seen) == {"adamax", "rmsprop", "sgd"}
+    assert space.base_point() == {"optimizer": "adamax", "adaptive_lr": 0.0035}
+
+
+@pytest.mark.parametrize(
+    "others, extra, message",
+    [
+        ('["adamax", "sgd"]', "", "all set config key 'learning_rate'; give each a when"),
+        ('["adamax", "rmsprop"]', '[params.extra]\nkey = "nope"\ntype = "float"\nlow = 0\nhigh = 1',
+         "parameter 'extra': key 'nope' is not a config key"),
+    ],
+)  # fmt: skip
+def test_shared_or_unknown_config_keys_are_refused_by_name(others, extra, message):
+    with pytest.raises(SpaceError, match=message):
+        parse_space(PER_OPTIMIZER.replace("OTHERS", others) + extra, Path("x.toml"))
