@@ -41,7 +41,13 @@ METHODS = {
     # (e) TPE with 5 start-up trials and successive halving that screens the first trials
     # (min 2 epochs, factor 3, bootstrap 2) instead of training them in full
     "e_tpe5_asha": dict(sampler="tpe", pruner="asha", startup_trials=5),
+    # (f) TPE with the promotion scheduler: configs pause at rungs 2 and 6 (factor 3) and the
+    # top third resume from their checkpoints (search/promotion.py)
+    "f_tpe_promote": dict(sampler="tpe", pruner="promote", first_rung=2, eta=3),
 }
+# the issue's target for (f): reach (c)'s final best within 16 epochs on every seed, and be
+# no worse than (d) at every epoch count from 16 on
+F_TARGET_EPOCHS = 16
 
 
 def anytime(trials) -> list[tuple[int, float]]:
@@ -103,6 +109,12 @@ def main() -> None:
         help="folder for the studies and finished curves; rerun with the same folder to resume "
         "(default: a new tmp folder)",
     )
+    p.add_argument(
+        "--reuse",
+        metavar="JSON",
+        help="take the curves of the methods in this earlier output (same task) instead of "
+        "running them again, e.g. results/benchmarks/search_efficiency.json",
+    )
     p.add_argument("--one", nargs=2, metavar=("METHOD", "SEED"), help=argparse.SUPPRESS)
     a = p.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="efficiency-")).resolve()
@@ -123,6 +135,8 @@ def main() -> None:
         run = {"task": task, "curve": curve, "seconds": time.perf_counter() - t}
         (work / f"{method}-s{seed}.curve.json").write_text(json.dumps(run))
         return
+    if a.reuse:
+        reuse(Path(a.reuse), work, task)
     curves: dict[str, list] = {}
     seconds: dict[str, list] = {}  # each run's own wall time, also for runs resumed from --work
     for seed in range(a.seeds):
@@ -151,6 +165,22 @@ def main() -> None:
     figures = summarise(curves, seconds, {**task, "seeds": a.seeds})
     path = write("search_efficiency", figures)
     plot(figures, path.with_suffix(".html"))
+
+
+def reuse(path: Path, work: Path, task: dict) -> None:
+    """Write the curves of an earlier output into ``work`` as finished runs, so only the
+    methods it lacks are run; refused when it measured another task."""
+    old = json.loads(path.read_text())["figures"]
+    measured = {k: v for k, v in old["task"].items() if k != "seeds"}
+    if measured != task:
+        sys.exit(f"{path} measured the task {measured}, not {task}: nothing reused.")
+    work.mkdir(parents=True, exist_ok=True)
+    for method, m in old["methods"].items():
+        for seed, (curve, secs) in enumerate(zip(m["curves"], m["wall_seconds"])):
+            done = work / f"{method}-s{seed}.curve.json"
+            if not done.exists():
+                run = {"task": task, "curve": curve, "seconds": secs, "reused_from": str(path)}
+                done.write_text(json.dumps(run))
 
 
 def summarise(curves: dict[str, list], seconds: dict[str, list], task: dict) -> dict:
@@ -185,19 +215,23 @@ def summarise(curves: dict[str, list], seconds: dict[str, list], task: dict) -> 
     }
     if {"a_tpe_hyperband", "c_random_no_pruning", "d_kerastuner_hyperband"} <= set(summary):
         figures["target"] = verdict(figures)
+    if {"f_tpe_promote", "c_random_no_pruning", "d_kerastuner_hyperband"} <= set(summary):
+        figures["target_f"] = verdict(figures, "f_tpe_promote", within=F_TARGET_EPOCHS)
     return figures
 
 
-def verdict(figures: dict) -> dict:
-    """The issue's target for (a): reach the final best of (c) within a third of the epoch
-    budget on every seed, and be no worse than (d) at equal epochs (mean over seeds, at every
-    epoch count from the first finished trial to the budget)."""
+def verdict(figures: dict, method: str = "a_tpe_hyperband", within: float | None = None) -> dict:
+    """The issue's target for a method (keys say "a", whichever it is): reach the final best
+    of (c) within ``within`` epochs (default: a third of the epoch budget) on every seed, and
+    be no worse than (d) at equal epochs (mean over seeds, at every epoch count from the first
+    finished trial, or from ``within`` when given, to the budget)."""
     m, grid = figures["methods"], figures["epochs_grid"]
     budget = figures["task"]["epoch_budget"]
-    third = budget / 3
-    reach = m["a_tpe_hyperband"]["epochs_to_reach_final_best_of_c"]
-    a, d = (np.array(m[k]["anytime_mean"]) for k in ("a_tpe_hyperband", "d_kerastuner_hyperband"))
-    span = [i for i, e in enumerate(grid) if e <= budget and a[i] == a[i] and d[i] == d[i]]
+    third = budget / 3 if within is None else within
+    start = 0 if within is None else within
+    reach = m[method]["epochs_to_reach_final_best_of_c"]
+    a, d = (np.array(m[k]["anytime_mean"]) for k in (method, "d_kerastuner_hyperband"))
+    span = [i for i, e in enumerate(grid) if start <= e <= budget and a[i] == a[i] and d[i] == d[i]]
     gap = a[span] - d[span]
     return {
         "third_of_budget": third,

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import run_script
 
-from benchmarks.search_efficiency import summarise
+from benchmarks.search_efficiency import summarise, verdict
 
 OTHER_TASK = {"space": "seed.toml", "train_images": 9, "val_images": 9, "epochs_per_trial": 1}
 
@@ -114,3 +114,17 @@ def test_torch_reference_without_torch_says_how_to_install_it(tmp_path):
     assert r.returncode == 1
     assert "pip install torch==2.13.0" in r.stderr and "Traceback" not in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_f_is_judged_from_its_own_epoch_count_on():
+    """(f)'s target: reach (c)'s final best within ``within`` epochs on every seed and never
+    trail (d) from there on; trailing before it does not count."""
+    a = d = [[(3, 0.3), (12, 0.5)], [(3, 0.3), (12, 0.5)]]
+    f = efficiency(a, d)
+    f["methods"]["f_tpe_promote"] = efficiency(
+        [[(2, 0.1), (4, 0.55), (12, 0.6)], [(4, 0.6), (12, 0.6)]], d
+    )["methods"]["a_tpe_hyperband"]
+    t = verdict(f, "f_tpe_promote", within=4)
+    assert t["a_epochs_to_reach_final_best_of_c"] == [4, 4]
+    assert t["a_reaches_c_within_a_third"] and t["a_not_worse_than_d"]
+    assert not verdict(f, "f_tpe_promote")["a_not_worse_than_d"]  # from its first trial: trails
