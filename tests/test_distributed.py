@@ -178,6 +178,15 @@ def test_a_config_that_kills_its_worker_is_tried_twice_then_left(pg_url, tiny_da
 
 
 @pytest.mark.postgres
+def test_two_workers_racing_on_postgres_promote_a_segment_once(pg_url, monkeypatch):
+    """The same forced race as on a journal file, the lock a PostgreSQL advisory lock (each
+    thread opens the study through its own connection pool)."""
+    from test_promote import race_to_promote
+
+    race_to_promote(monkeypatch, url=pg_url)
+
+
+@pytest.mark.postgres
 def test_ctrl_c_then_start_again_finishes_and_keeps_finished_trials(pg_url, tiny_data):
     p = popen(cli(*start_args("sigint", pg_url, tiny_data, trials=3, epochs=3)))
 

@@ -44,10 +44,10 @@ def segment(number_lr, value, rung=1, state=TrialState.PRUNED, end=End.PAUSED, *
     )
 
 
-def made_study(name, values, **kw):
+def made_study(name, values, url=None, **kw):
     """A promote study whose first segments, one per value, paused at rung 1."""
     s = settings(**kw)
-    study, _ = create_or_resume(name, None, s, given=set(), enqueue_seed=False)
+    study, _ = create_or_resume(name, url, s, given=set(), enqueue_seed=False)
     for i, v in enumerate(values):
         study.add_trial(segment(1e-3 * (i + 1), v))
     return study, s
@@ -99,6 +99,10 @@ def test_a_lost_resume_leaves_its_parent_promotable_and_is_not_retried():
 def test_two_workers_racing_promote_a_segment_once(monkeypatch):
     """Both workers decide at the same moment (each takes 0.3 s to decide): the study-wide
     lock lets one of them promote; the other then finds nothing to promote."""
+    race_to_promote(monkeypatch, url=None)
+
+
+def race_to_promote(monkeypatch, url):
     real = promotion.entries
 
     def slow_entries(*a, **k):
@@ -109,7 +113,7 @@ def test_two_workers_racing_promote_a_segment_once(monkeypatch):
     monkeypatch.setattr(promotion, "entries", slow_entries)
 
     def race(name):
-        study, s = made_study(name, [0.5, 0.4, 0.3])
+        study, s = made_study(name, [0.5, 0.4, 0.3], url=url)
         got = []
         workers = [
             threading.Thread(target=lambda: got.append(promotion.promote_next(study, s)))
