@@ -21,6 +21,7 @@ VARIABLES = {
     "CIFAR10_HEARTBEAT_S": "database storages: seconds between a running trial's heartbeats (20)",
     "CIFAR10_GRACE_S": "database storages: seconds without one before a trial is lost (90)",
     "CIFAR10_RECYCLE_MB": "a worker restarts itself once it has grown this much (200)",
+    "CIFAR10_VERBOSE": "1: keep TensorFlow's C++ start-up lines (the command line hides them)",
 }
 
 

@@ -436,3 +436,12 @@ def test_a_damaged_journal_line_is_named_without_a_traceback(tiny_data, capsys):
         assert f"{log} is damaged at line 4 of {len(lines)}" in err
         assert "The 3 lines before it hold the study up to that point" in err
         assert f"head -n 3 {log}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("verbose", ["", "1"])
+def test_the_command_line_hides_tensorflows_start_up_lines_unless_asked(verbose):
+    code = "from search.cli.common import quiet; quiet(); import keras; print('ok')"
+    r = run_script("-c", code, env={"CIFAR10_VERBOSE": verbose})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    chatter = "absl::InitializeLog" in r.stderr or "oneDNN custom operations" in r.stderr
+    assert chatter == bool(verbose), r.stderr[-2000:]

@@ -21,14 +21,51 @@ from search.errors import TestSplitGuardError, UserError
 def quiet() -> None:
     """What the command line sets for its users, and importing the package does not:
     TensorFlow's C++ start-up chatter and retracing notices, Optuna's "experimental" notices
-    and its per-trial log lines (our progress lines say what happened) stay out of the way."""
+    and its per-trial log lines (our progress lines say what happened) stay out of the way.
+    ``CIFAR10_VERBOSE=1`` keeps TensorFlow's start-up lines, for debugging."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not env.text("CIFAR10_VERBOSE") and not any(
+        isinstance(f, _QuietTensorFlow) for f in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _QuietTensorFlow())
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     experimental = r".*(is an experimental feature|is experimental \().*"
     warnings.filterwarnings("ignore", message=experimental)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+class _QuietTensorFlow:
+    """An import hook: while ``tensorflow`` first loads (whenever a command gets there), the
+    process's stderr goes to /dev/null. Its C++ start-up lines ("All log messages before
+    absl::InitializeLog()...", "oneDNN custom operations are on...") come from native code that
+    neither TF_CPP_MIN_LOG_LEVEL nor Python's logging reaches."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once, and the real finders do the finding
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            sys.stderr.flush()
+            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            try:
+                load(module)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                os.close(devnull)
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
 def guarded(main: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
