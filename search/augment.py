@@ -22,7 +22,7 @@ class AlternatingFlip(keras.layers.Layer):
 
     Which half of the images is flipped on even epochs is fixed by the parity of each image's
     pixel sum (flipping leaves it unchanged), so no image index is needed; :attr:`epoch` is
-    set by the training loop (:class:`search.training.SetEpoch`).
+    set by the training loop (:class:`search.callbacks.SetEpoch`).
     """
 
     def __init__(self, **kwargs):

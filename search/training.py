@@ -19,6 +19,7 @@ import numpy as np
 
 from search import STOP
 from search.augment import AlternatingFlip, with_augmentation
+from search.callbacks import EpochOrder, FreezeWhitenBias, Lookahead, SetEpoch
 from search.config import Config
 from search.data import NUM_CLASSES, Split
 from search.errors import ConfigError
@@ -110,115 +111,6 @@ def _scale_offset_lr(opt: keras.optimizers.Optimizer, factor: float) -> None:
         return step(gradient, variable, learning_rate)
 
     opt.update_step = update_step
-
-
-class Lookahead(keras.callbacks.Callback):
-    """airbench's lookahead: every ``every`` steps the weights (BatchNorm statistics too) move
-    to a slow copy pulled toward them, ``slow += (1 - decay) * (w - slow); w = slow``, with
-    ``decay = 0.95**5 * (step / total)**3``: no averaging early, strong averaging late. At the
-    end of training the weights are the slow copy, except at a pause (``pausing``): then the
-    run goes on later from where it stopped. With ``state_file`` the slow copy and the step
-    are saved after every epoch and a resumed run starts from them."""
-
-    def __init__(
-        self,
-        total_steps: int,
-        every: int = 5,
-        *,
-        state_file: Path | None = None,
-        pausing: bool = False,
-    ):
-        super().__init__()
-        self.total, self.every, self.step = max(total_steps, 1), every, 0
-        self.state_file, self.pausing = state_file, pausing
-
-    def on_train_begin(self, logs=None):
-        self.vars = [v for v in self.model.weights if "float" in str(v.dtype)]
-        if self.state_file is not None and self.state_file.exists():
-            with np.load(self.state_file) as saved:
-                self.step = int(saved["step"])
-                self.slow = [saved[f"slow{i}"] for i in range(len(self.vars))]
-        else:
-            self.slow = [keras.ops.convert_to_numpy(v) for v in self.vars]
-
-    def _pull(self, decay: float) -> None:
-        for v, s in zip(self.vars, self.slow):
-            s += (1.0 - decay) * (keras.ops.convert_to_numpy(v) - s)
-            v.assign(s)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step % self.every == 0:
-            self._pull(0.95**5 * (min(self.step, self.total) / self.total) ** 3)
-        if self.step == self.total:  # end on the slow copy before the last validation, so
-            self._pull(1.0)  # a run's (and a trial's) last figure is the saved weights'
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.state_file is not None:
-            slow = {f"slow{i}": s for i, s in enumerate(self.slow)}
-            tmp = self.state_file.with_name(self.state_file.name + ".tmp.npz")
-            np.savez(tmp, step=self.step, **slow)
-            tmp.replace(self.state_file)
-
-    def on_train_end(self, logs=None):
-        if not self.pausing or self.model.stop_training:
-            self._pull(1.0)
-
-
-class EpochOrder(keras.utils.PyDataset):
-    """The training images in an order that depends only on the seed and the epoch, so a run
-    paused after any epoch and resumed in another process sees the same batches as one that
-    ran straight through. :class:`SetEpoch` tells it the epoch before each one starts."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
-        super().__init__()
-        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.epoch, self.order = 0, np.arange(len(x))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __getitem__(self, i: int):
-        idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
-        return self.x[idx], self.y[idx]
-
-    def on_epoch_begin(self) -> None:
-        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
-
-
-class SetEpoch(keras.callbacks.Callback):
-    """Before each epoch: the data order's epoch, the alternating-flip layers' epoch, and every
-    random layer's generator state set from (seed, epoch), so augmentation and dropout draw
-    the same numbers in an epoch however the run got there (straight, or paused and resumed)."""
-
-    def __init__(self, order: EpochOrder, flips: list[AlternatingFlip], seed_states: list, seed):
-        super().__init__()
-        self.order, self.flips, self.seed_states, self.seed = order, flips, seed_states, seed
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.order.epoch = epoch
-        for layer in self.flips:
-            layer.epoch.assign(epoch)
-        for i, state in enumerate(self.seed_states):
-            key = (self.seed * 7919 + i) % 2**31
-            state.assign(np.array([key, epoch * 2**20], dtype="uint32"))
-
-
-class FreezeWhitenBias(keras.callbacks.Callback):
-    """airbench trains the whitening layer's bias for the first epochs only: from epoch
-    ``after`` on, every step puts it back to its value then."""
-
-    def __init__(self, bias, after: int):
-        super().__init__()
-        self.bias, self.after, self.frozen = bias, after, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch >= self.after and self.frozen is None:
-            self.frozen = keras.ops.convert_to_numpy(self.bias)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.frozen is not None:
-            self.bias.assign(self.frozen)
 
 
 def _sublayers(layer: keras.layers.Layer):
