@@ -190,3 +190,46 @@ def test_a_promote_study_pauses_screens_and_resumes(tiny_data):
     paused = [t for t in firsts if end[t.number] == End.PAUSED]
     ranked = [t.number for t in at_rung_1 if t in paused]
     assert len(left) == len([n for n in ranked if at_rung_1.index(trials[n]) < 2])
+
+
+def fake_train(model, config, split, *, on_epoch, verbose, backup_dir=None, pause_at=None):
+    """Stands in for training a segment: a value per epoch that depends on the config, the
+    epoch it reached kept in ``backup_dir`` as a real run keeps its state."""
+    from search.training import RunResult
+
+    done = backup_dir / "epoch"
+    start = int(done.read_text()) if done.exists() else 0
+    stop = pause_at or config.epochs
+    values = [min(0.9, config.learning_rate * 10 + 0.05 * e) for e in range(start + 1, stop + 1)]
+    for e, v in zip(range(start + 1, stop + 1), values):
+        on_epoch(e, {"val_accuracy": v})
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    done.write_text(str(stop))
+    status = "paused" if stop < config.epochs else "complete"
+    return RunResult(status, stop, 0.0, {"loss": [1.0] * len(values), "val_accuracy": values})
+
+
+def test_ctrl_c_during_a_resume_then_start_again_keeps_the_paused_configs(tiny_data):
+    s = settings()
+    create_or_resume("ctrlc", None, s, given=set(), enqueue_seed=True)
+    resumes = []
+
+    def interrupt_first_resume(model, config, split, **kw):
+        if kw["pause_at"] == 3 and not resumes:
+            resumes.append(1)
+            raise KeyboardInterrupt
+        return fake_train(model, config, split, **kw)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_worker("ctrlc", None, resolve_source(tiny_data), train=interrupt_first_resume)
+    study, _ = load("ctrlc")
+    stopped = study.get_trials()[-1]
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs[Attr.END] == End.INTERRUPTED
+    parent = stopped.user_attrs[Attr.RESUME_OF]
+    left = len(list(Path(promotion.checkpoint_store("ctrlc")._base_path).glob("*")))
+    assert left == 2  # the paused configs that could still go on (2 of 6) keep theirs
+    run_worker("ctrlc", None, resolve_source(tiny_data), train=fake_train)  # start again
+    trials = load("ctrlc")[0].get_trials()
+    again = [t for t in trials if t.user_attrs.get(Attr.RESUME_OF) == parent]
+    assert [t.state for t in again] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert sum(Attr.RESUME_OF not in t.user_attrs for t in trials) == 6
