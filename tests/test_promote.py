@@ -163,9 +163,11 @@ def test_the_sampler_sees_each_config_once_at_its_furthest_finished_segment():
 
 
 def test_a_promote_study_pauses_screens_and_resumes(tiny_data):
+    """Real models, budgets and checkpoint artifacts; training stood in for (its exact resume
+    is tests/test_pause.py's)."""
     s = settings()  # 6 configs, 3 epochs: rungs at 1 and 3
     create_or_resume("promo", None, s, given=set(), enqueue_seed=True)
-    run_worker("promo", None, resolve_source(tiny_data))
+    run_worker("promo", None, resolve_source(tiny_data), train=fake_train)
     study, _ = load("promo")
     trials = study.get_trials()
     firsts = [t for t in trials if Attr.RESUME_OF not in t.user_attrs]
