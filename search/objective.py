@@ -138,18 +138,13 @@ class Objective:
     def prepare(self, trial: optuna.Trial, t0: float, state: Path | None = None):
         """Sample the config, build its model and check the budgets (``TrialPruned`` when
         over budget: the sampler sees the trial as infeasible through its constraints)."""
-        import keras
-
-        from search.models import build_model
 
         trial.set_user_attr(Attr.HOST, socket.gethostname())
         trial.set_user_attr(Attr.PID, os.getpid())
         params = self.space.suggest(trial)
         config = self.space.apply(params, self.base)
         trial.set_user_attr(Attr.CONFIG, config.to_dict())
-        keras.backend.clear_session(free_memory=True)
-        gc.collect()
-        model = build_model(config, whiten_images=self.split.x_train)
+        model = self._fresh_model(config)
         m = budget.measure(model, warmup=10, runs=50)
         trial.set_user_attr(Attr.N_PARAMS, m.params)
         trial.set_user_attr(Attr.LATENCY_P50, round(m.latency_p50_ms, 3))
@@ -169,9 +164,7 @@ class Objective:
     def resume(self, trial: optuna.Trial, t0: float, state: Path) -> tuple[Config, Any]:
         """A promoted config's next segment: its parent's config and measurements, its model
         built again and its training state unpacked into ``state`` for the trainer."""
-        import keras
 
-        from search.models import build_model
         from search.promotion import load_checkpoint
 
         trials = trial.study.get_trials(deepcopy=False)
@@ -184,9 +177,17 @@ class Objective:
             trial.set_user_attr(key, parent.user_attrs[key])
         config = Config.from_dict(parent.user_attrs[Attr.CONFIG], where=f"trial {parent.number}")
         load_checkpoint(parent.user_attrs[Attr.CHECKPOINT], self.store, state)
+        return config, self._fresh_model(config)
+
+    def _fresh_model(self, config: Config) -> Any:
+        """The config's model, built after the previous trial's graphs are let go."""
+        import keras
+
+        from search.models import build_model
+
         keras.backend.clear_session(free_memory=True)
         gc.collect()
-        return config, build_model(config, whiten_images=self.split.x_train)
+        return build_model(config, whiten_images=self.split.x_train)
 
     def reporter(self, trial: optuna.Trial) -> Callable[[int, dict[str, float]], bool]:
         """The per-epoch hook: report validation accuracy, say whether to prune. Never after
