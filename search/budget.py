@@ -7,8 +7,6 @@ measured, not with the module: the limits are needed by commands that build no m
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -76,26 +74,22 @@ def intra_op_threads() -> int:
         n = tf.config.threading.get_intra_op_parallelism_threads()
         if n:
             return n
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from search.inference import usable_cores
+
+    return usable_cores()
 
 
 def measure(model: keras.Model, *, warmup: int = 20, runs: int = 200) -> Measurement:
     """Parameter count and batch-1 latency percentiles of the model."""
     import keras
 
-    fn = compiled_inference(model)
-    x = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)).astype("float32")
-    for _ in range(warmup):
-        fn(x)
-    times = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn(x)
-        times[i] = time.perf_counter() - t0
+    from search.inference import latency_ms
+
+    p50, p95 = latency_ms(compiled_inference(model), warmup=warmup, runs=runs)
     return Measurement(
         params=int(model.count_params()),
-        latency_p50_ms=float(np.percentile(times, 50) * 1e3),
-        latency_p95_ms=float(np.percentile(times, 95) * 1e3),
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
         threads=intra_op_threads(),
         backend=keras.config.backend(),
     )

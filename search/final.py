@@ -22,7 +22,7 @@ from search.data import CLASSES, Source, search_guard, split_for
 from search.errors import UserError
 from search.evaluate import TTA_REPORTS, next_evaluation, tta_level, tta_scores
 from search.record import Attr, End, best_complete, end_of, lost_trials
-from search.runs import evaluate_run, train_run, write_json
+from search.runs import evaluate_run, metrics_file, train_run, write_json
 from search.settings import load
 from search.storage import study_dir
 
@@ -237,19 +237,23 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
 
 
-def evaluate_final(name: str, source: Source, *, tta: bool | None = None) -> dict:
-    """Evaluate every retrained seed once on the test images and write the summary."""
+def evaluate_final(
+    name: str, source: Source, *, tta: bool | None = None, fmt: str = "keras"
+) -> dict:
+    """Evaluate every retrained seed once on the test images and write the summary
+    (``test_metrics.json``, or ``test_metrics_<fmt>.json`` for an exported format)."""
     runs = seed_runs(name)
-    per_seed = [evaluate_run(run, source, tta=tta) for run in runs]
+    per_seed = [evaluate_run(run, source, tta=tta, fmt=fmt) for run in runs]
     plan = json.loads((final_dir(name) / "retrain.json").read_text())
     first = per_seed[0]
     out = final_dir(name)
-    previous = out / "test_metrics.json"
+    previous = metrics_file(out, fmt)
     cm = np.sum([np.array(r["confusion_matrix"]) for r in per_seed], axis=0)
     flip = [r["accuracy_tta_flip"] for r in per_seed if r["accuracy_tta_flip"] is not None]
     shift = [r["accuracy_tta_flip_shift"] for r in per_seed if r["accuracy_tta_flip_shift"]]
     result = {
         "study": name,
+        "format": fmt,
         "trial": plan["trial"],
         "trial_validation_accuracy": plan["trial_value"],
         "seeds": [json.loads((r / "config.json").read_text())["seed"] for r in runs],
@@ -279,9 +283,10 @@ def evaluate_final(name: str, source: Source, *, tta: bool | None = None) -> dic
         "git_commit": first["git_commit"],
         "evaluated_at": first["evaluated_at"],
     }
-    from search.plots import write_confusion
+    if fmt == "keras":
+        from search.plots import write_confusion
 
-    write_confusion(out, cm)
+        write_confusion(out, cm)
     write_json(previous, result)
     return result
 

@@ -118,35 +118,51 @@ def train_run(
     return info
 
 
-def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
-    """Evaluate ``run/model.keras`` once on the 10,000 test images and write the metrics.
+def metrics_file(run: Path, fmt: str = "keras") -> Path:
+    """Where a test evaluation of the run's model in ``fmt`` is written."""
+    return run / ("test_metrics.json" if fmt == "keras" else f"test_metrics_{fmt}.json")
+
+
+def evaluate_run(run: Path, source: Source, *, tta: bool | None = None, fmt: str = "keras") -> dict:
+    """Evaluate the run's model once on the 10,000 test images and write the metrics.
 
     Besides the plain accuracy: flip TTA when the config's ``tta_flip`` is set, flip plus
     one-pixel shifts when its ``tta_shift`` is; ``tta`` True reports both, False neither.
+    ``fmt``: the Keras model, or its ONNX or LiteRT export (``cifar10-search export``), scored
+    the same way into ``test_metrics_<fmt>.json``; latency is then the runtime's own.
     """
-    import keras
-
-    from search import budget
+    from search import budget, inference
     from search.plots import write_confusion
 
     config = Config.from_json(run / "config.json")
-    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    path = run / inference.FILES[fmt]
+    if not path.exists():
+        hint = f"; export it with 'cifar10-search export --run {run} --format {fmt}'"
+        raise UserError(f"{run} holds no {path.name}" + (hint if fmt != "keras" else ""))
+    runner = inference.load(path)
     x, y = load_test(source)
-    metrics = tta_scores(model, x, y, level=tta_level(config, tta))
-    m = budget.measure(model)
-    previous = run / "test_metrics.json"
+    metrics = tta_scores(runner, x, y, level=tta_level(config, tta))
+    if runner.model is not None:
+        m = budget.measure(runner.model).to_dict()
+    else:
+        p50, p95 = inference.latency_ms(runner.one)
+        params = json.loads((run / "budget.json").read_text())["params"]
+        m = {"params": params, "latency_p50_ms": p50, "latency_p95_ms": p95}
+        m["threads"] = runner.threads
+    previous = metrics_file(run, fmt)
     result = {
         "run": str(run),
+        "format": fmt,
         "accuracy": metrics["plain"]["accuracy"],
         **{key: metrics.get(level, {}).get("accuracy") for level, key in TTA_KEYS.items()},
         "per_class_accuracy": metrics["plain"]["per_class_accuracy"],
         "confusion_matrix": metrics["plain"]["confusion_matrix"],
         "per_class_accuracy_tta_flip": metrics.get("flip", {}).get("per_class_accuracy"),
         "test_images": len(y),
-        "params": m.params,
-        "latency_p50_ms": m.latency_p50_ms,
-        "latency_p95_ms": m.latency_p95_ms,
-        "latency_threads": m.threads,
+        "params": m["params"],
+        "latency_p50_ms": m["latency_p50_ms"],
+        "latency_p95_ms": m["latency_p95_ms"],
+        "latency_threads": m["threads"],
         "config": config.to_dict(),
         "data_source": str(source),
         "data_checksum_sha256": source.checksum(),
@@ -154,7 +170,8 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None) -> dict:
         "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **provenance(),
     }
-    write_confusion(run, np.array(metrics["plain"]["confusion_matrix"]))
+    if fmt == "keras":
+        write_confusion(run, np.array(metrics["plain"]["confusion_matrix"]))
     write_json(previous, result)
     return result
 

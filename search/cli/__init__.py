@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 from search.cli.common import quiet
 from search.cli.runs import (
+    export_command,
+    export_parser,
+    predict_command,
+    predict_parser,
     retrain_command,
     test_command,
     test_main,
@@ -72,6 +76,8 @@ def main(argv: Sequence[str] | None = None, *, restartable: bool = False) -> int
         ("retrain", train_parser, retrain_command, "retrain a study's best trial (--study NAME)"),
         ("plots", plots_parser, plots_command, "write a study's figures and report.html"),
         ("dashboard", dashboard_parser, dashboard_command, "serve optuna-dashboard"),
+        ("export", export_parser, export_command, "export a model to ONNX or LiteRT, checked"),
+        ("predict", predict_parser, predict_command, "classify your own images"),
     ):
         sub.add_parser(name, parents=[parser()], add_help=False, help=help_).set_defaults(func=func)
     args = p.parse_args(argv)

@@ -54,15 +54,10 @@ class _QuietTensorFlow:
         load = spec.loader.exec_module
 
         def exec_module(module):
-            sys.stderr.flush()
-            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            try:
+            from search.inference import native_stderr_silenced
+
+            with native_stderr_silenced():
                 load(module)
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                os.close(devnull)
 
         spec.loader.exec_module = exec_module
         return spec

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from search.cli.common import add_data_option, guarded, quiet
 from search.config import Config, preset
@@ -152,18 +155,51 @@ def _retrain(args: argparse.Namespace) -> int:
 retrain_command = guarded(_retrain)
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", type=Path, help="run folder (default: the newest under results/)")
+    p.add_argument(
+        "--study",
+        metavar="NAME",
+        help="the study's retrained seeds in results/NAME/final/",
+    )
+
+
+def _runs_of(args: argparse.Namespace) -> list[Path]:
+    """The run folders a command acts on: a study's retrained seeds, ``--run DIR``, else the
+    newest run under results/."""
+    from search.env import results_root
+    from search.runs import latest_run
+
+    if args.study:
+        from search import final
+
+        if args.run:
+            raise UserError("give --study NAME or --run DIR, not both.")
+        return final.seed_runs(args.study)
+    run = args.run or latest_run()
+    if run is None:
+        raise UserError(
+            f"no trained run found under {results_root()}/; train one with "
+            f"'python cifar10_train.py' or name it with --run DIR."
+        )
+    if not (run / "model.keras").exists():
+        raise UserError(f"{run} holds no model.keras; is it a finished run folder?")
+    return [run]
+
+
 def test_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cifar10_test.py",
         description="Evaluate a trained run once on the 10,000 held-out test images.",
     )
-    p.add_argument("--run", type=Path, help="run folder (default: the newest under results/)")
-    p.add_argument(
-        "--study",
-        metavar="NAME",
-        help="evaluate the study's retrained seeds in results/NAME/final/",
-    )
+    _add_model_options(p)
     add_data_option(p)
+    p.add_argument(
+        "--format",
+        choices=("keras", "onnx", "litert"),
+        default="keras",
+        help="test the run's model.keras (default), or its export (cifar10-search export)",
+    )
     tta = p.add_mutually_exclusive_group()
     tta.add_argument(
         "--tta",
@@ -179,30 +215,22 @@ def test_parser() -> argparse.ArgumentParser:
 
 @guarded
 def test_command(args: argparse.Namespace) -> int:
-    from search.env import results_root
     from search.evaluate import TTA_REPORTS
-    from search.runs import evaluate_run, latest_run, source_of
+    from search.runs import evaluate_run, metrics_file, source_of
 
+    runs = _runs_of(args)
     if args.study:
         from search import final
 
-        if args.run:
-            raise UserError("give --study NAME or --run DIR, not both.")
-        runs = final.seed_runs(args.study)
-        result = final.evaluate_final(args.study, source_of(runs[0], args.data), tta=args.tta)
+        source = source_of(runs[0], args.data)
+        result = final.evaluate_final(args.study, source, tta=args.tta, fmt=args.format)
         print(final.describe(result))
-        print(f"wrote {final.final_dir(args.study) / 'test_metrics.json'}")
+        print(f"wrote {metrics_file(final.final_dir(args.study), args.format)}")
         return 0
-    run = args.run or latest_run()
-    if run is None:
-        raise UserError(
-            f"no trained run found under {results_root()}/; train one with "
-            f"'python cifar10_train.py' or name it with --run DIR."
-        )
-    if not (run / "model.keras").exists():
-        raise UserError(f"{run} holds no model.keras; is it a finished run folder?")
-    r = evaluate_run(run, source_of(run, args.data), tta=args.tta)
-    print(f"run {run} (test evaluation number {r['test_evaluations']})")
+    run = runs[0]
+    r = evaluate_run(run, source_of(run, args.data), tta=args.tta, fmt=args.format)
+    shown = "" if args.format == "keras" else f", {args.format} export"
+    print(f"run {run}{shown} (test evaluation number {r['test_evaluations']})")
     print(
         f"test accuracy {r['accuracy']:.4f}"
         + "".join(f"  ({label} TTA {r[key]:.4f})" for key, label in TTA_REPORTS if r[key])
@@ -213,8 +241,119 @@ def test_command(args: argparse.Namespace) -> int:
         f"parameters {r['params']:,}  latency p50 {r['latency_p50_ms']:.2f} ms  "
         f"p95 {r['latency_p95_ms']:.2f} ms ({r['latency_threads']} threads)"
     )
-    print(f"wrote {run / 'test_metrics.json'} and the confusion matrices")
+    confusion = "" if shown else " and the confusion matrices"
+    print(f"wrote {metrics_file(run, args.format)}{confusion}")
     return 0
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cifar10-search export",
+        description="Export a run's model.keras to ONNX and/or LiteRT beside it. Each file is "
+        "kept only if its classes agree with the Keras model's on at least 99.9%% of the "
+        "validation images (never the test images). Needs: pip install -e '.[export]'",
+    )
+    _add_model_options(p)
+    add_data_option(p)
+    p.add_argument("--format", choices=("onnx", "litert", "all"), default="all")
+    return p
+
+
+@guarded
+def export_command(args: argparse.Namespace) -> int:
+    from search.export import FORMATS, ExportError, check_images, export_run
+    from search.runs import source_of
+
+    runs = _runs_of(args)
+    formats = FORMATS if args.format == "all" else (args.format,)
+    source = source_of(runs[0], args.data)
+    failed = 0
+    for run in runs:
+        images, about = check_images(run, source)
+        for fmt in formats:
+            try:
+                r = export_run(run, fmt, images, about=about)
+            except ExportError as e:
+                print(f"error: {e}", file=sys.stderr, flush=True)
+                failed += 1
+                continue
+            print(
+                f"{run / r['file']}: {r['bytes'] / 2**20:.1f} MiB, exported in "
+                f"{r['export_seconds']:.1f} s; its classes agree with Keras' on "
+                f"{r['agreement']:.2%} of {about}, largest logit difference "
+                f"{r['max_logit_diff']:.2g}",
+                flush=True,
+            )
+    return 1 if failed else 0
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cifar10-search predict",
+        description="Classify your own images (any size or mode; each is centre-cropped to a "
+        "square and resized to 32x32 RGB) with a trained model: the top classes of each.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", type=Path, metavar="PATH", help="a .keras, .onnx or .tflite file")
+    g.add_argument("--run", type=Path, metavar="DIR", help="a run folder's model")
+    g.add_argument("--study", metavar="NAME", help="the study's retrained model (first seed)")
+    p.add_argument(
+        "--format",
+        choices=("keras", "onnx", "litert"),
+        default="keras",
+        help="with --run or --study: which of the folder's model files (default keras)",
+    )
+    p.add_argument("--top", type=int, default=3, help="classes to show per image (default 3)")
+    p.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    return p
+
+
+@guarded
+def predict_command(args: argparse.Namespace) -> int:
+    from search import inference
+
+    if not 1 <= args.top <= 10:
+        raise UserError(f"--top takes 1 to 10 classes, got {args.top}.")
+    path = args.model or _runs_of(args)[0] / inference.FILES[args.format]
+    inference.format_of(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file.")
+    rows, images = [], []
+    for name in args.images:
+        try:
+            images.append(inference.read_image(name))
+            rows.append({"image": name})
+        except UserError as e:
+            rows.append({"image": name, "error": str(e).removeprefix(f"{name}: ")})
+    if images:
+        runner = inference.load(path)
+        logits = runner.predict(np.stack([im.pixels for im in images]))
+        ok = iter(zip(images, logits))
+        for row in rows:
+            if "error" not in row:
+                image, z = next(ok)
+                top = inference.top_k(z, args.top)
+                row["top"] = [{"class": c, "probability": round(p, 4)} for c, p in top]
+                row["changes"] = image.changes or None
+    if args.json:
+        print(json.dumps({"model": str(path), "images": rows}, indent=2))
+    else:
+        print(_predict_table(path, rows))
+    return 1 if any("error" in r for r in rows) else 0
+
+
+def _predict_table(path: Path, rows: list[dict]) -> str:
+    width = max(len(r["image"]) for r in rows)
+    lines = [f"model {path}"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['image']:<{width}}  error: {r['error']}")
+            continue
+        top = "  ".join(f"{t['class']} {t['probability']:.2f}" for t in r["top"])
+        note = f"  ({r['changes']})" if r["changes"] else ""
+        lines.append(f"{r['image']:<{width}}  {top}{note}")
+    return "\n".join(lines)
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
