@@ -72,8 +72,7 @@ def main(argv=None) -> None:
                 calls = 30 if name == "keras_predict" else args.calls  # predict is ~30x slower
                 rounds[name].append(list(inference.latency_ms(fn, runs=calls)))
             print(
-                f"round {r + 1}: "
-                + ", ".join(f"{n} {v[-1][0]:.3f} ms" for n, v in rounds.items()),
+                f"round {r + 1}: " + ", ".join(f"{n} {v[-1][0]:.3f} ms" for n, v in rounds.items()),
                 flush=True,
             )
     finally:

@@ -120,3 +120,59 @@ class FreezeWhitenBias(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.frozen is not None:
             self.bias.assign(self.frozen)
+
+
+class ProgressBars(keras.callbacks.Callback):
+    """A bar over the run's epochs and one within the epoch (batches, images/s, loss), drawn
+    from screen row ``row`` down (1 under a study's bar). Only added when bars are wanted
+    (:func:`search.progress.wanted`); the per-epoch lines still print, above the bars."""
+
+    def __init__(self, epochs: int, steps: int, batch_size: int, *, row: int = 0):
+        super().__init__()
+        self.epochs, self.steps, self.batch_size, self.row = epochs, steps, batch_size, row
+        self.epoch_bar = self.batch_bar = None
+
+    def on_train_begin(self, logs=None):
+        from search.progress import bar
+
+        self.epoch_bar = bar(
+            total=self.epochs, desc="epochs", unit="epoch", position=self.row, leave=self.row == 0
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from search.progress import bar
+
+        self.epoch_bar.n = epoch  # a resumed run starts past its first epochs
+        self.epoch_bar.refresh()
+        self.batch_bar = bar(
+            total=self.steps,
+            desc=f"epoch {epoch + 1}/{self.epochs}",
+            unit="batch",
+            position=self.row + 1,
+            leave=False,
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        b = self.batch_bar
+        b.update(1)
+        if b.n == 1 or b.n == b.total or b.n % 20 == 0:  # reading the loss waits for the step
+            rate = b.format_dict["rate"]
+            b.set_postfix_str(
+                f"loss {float((logs or {}).get('loss', float('nan'))):.4f}"
+                + (f", {rate * self.batch_size:.0f} img/s" if rate else ""),
+                refresh=False,
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._close_batches()
+        self.epoch_bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self._close_batches()
+        if self.epoch_bar is not None:
+            self.epoch_bar.close()
+
+    def _close_batches(self):
+        if self.batch_bar is not None:
+            self.batch_bar.close()
+            self.batch_bar = None

@@ -22,6 +22,7 @@ VARIABLES = {
     "CIFAR10_GRACE_S": "database storages: seconds without one before a trial is lost (90)",
     "CIFAR10_RECYCLE_MB": "a worker restarts itself once it has grown this much (200)",
     "CIFAR10_VERBOSE": "1: keep TensorFlow's C++ start-up lines (the command line hides them)",
+    "CIFAR10_PROGRESS": "1 / 0: progress bars on / off (default: on when stderr is a terminal)",
 }
 
 

@@ -89,6 +89,7 @@ class Objective:
         self.context = context or WorkerContext()
         self.store = store  # promote: where paused segments keep their checkpoints
         self.space, self.base, self.limits = settings.space(), settings.base(), settings.limits()
+        self.bars_row: int | None = None  # draw the trial's progress bars from this screen row
 
     def __call__(self, trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
@@ -96,11 +97,12 @@ class Objective:
         if not resuming and count_live(trial.study, before=trial.number) >= self.settings.trials:
             self._end(trial, End.SURPLUS, "the study's target was reached by other workers", t0)
             raise Surplus("target reached")
+        bars = {} if self.bars_row is None else {"progress": self.bars_row}
         with self.recording(trial, t0), tempfile.TemporaryDirectory() as tmp:
             if not self.promoting:
                 config, model = self.prepare(trial, t0)
                 r = self.train(
-                    model, config, self.split, on_epoch=self.reporter(trial), verbose=False
+                    model, config, self.split, on_epoch=self.reporter(trial), verbose=False, **bars
                 )
                 return self.conclude(trial, r, t0)
             state = Path(tmp) / "state"
@@ -113,6 +115,7 @@ class Objective:
                 verbose=False,
                 backup_dir=state,
                 pause_at=trial.user_attrs[Attr.RUNG],
+                **bars,
             )
             return self.conclude(trial, r, t0, state=state)
 

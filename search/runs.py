@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search import env
+from search import env, progress
 from search.config import Config
 from search.data import Source, load_test, resolve_source, split_for
 from search.errors import UserError
@@ -99,6 +99,7 @@ def train_run(
         verbose=verbose,
         backup_dir=out / "backup",
         history_csv=out / "history.csv",
+        progress=0 if verbose and progress.wanted() else None,
     )
     model.save(out / "model.keras")
     history = read_history(out / "history.csv")  # every epoch, those before a resume too

@@ -19,10 +19,11 @@ import numpy as np
 
 from search import STOP
 from search.augment import AlternatingFlip, with_augmentation
-from search.callbacks import EpochOrder, FreezeWhitenBias, Lookahead, SetEpoch
+from search.callbacks import EpochOrder, FreezeWhitenBias, Lookahead, ProgressBars, SetEpoch
 from search.config import Config
 from search.data import NUM_CLASSES, Split
 from search.errors import ConfigError
+from search.progress import say
 
 # on_epoch(epoch, logs) -> True to stop the run (the search prunes here). epoch counts from 1.
 EpochHook = Callable[[int, dict[str, float]], bool]
@@ -200,7 +201,7 @@ class _Watch(keras.callbacks.Callback):
             parts = [f"epoch {epoch + 1}/{self.config.epochs}"]
             parts += [f"{k} {logs[k]:.4f}" for k in HISTORY_COLUMNS[1:5] if k in logs]
             parts += [f"lr {lr:.3g}", f"{dt:.0f}s ({self.n_train / dt:.0f} img/s)"]
-            print("  ".join(parts), flush=True)
+            say("  ".join(parts))
         if not math.isfinite(row["loss"]):
             self.status = "diverged"
             self.model.stop_training = True
@@ -237,13 +238,14 @@ def train(
     backup_dir: str | Path | None = None,
     history_csv: str | Path | None = None,
     pause_at: int | None = None,
+    progress: int | None = None,
 ) -> RunResult:
     """Train ``model`` (built by ``build_model``) in place on ``split`` as ``config`` says.
 
     With ``backup_dir``, the training state is saved after every epoch and a rerun with the
     same folder resumes after the last finished epoch (with ``pause_at``, the run stops after
     that epoch, to be resumed: see :func:`fit`). With ``history_csv``, each epoch's metrics
-    are appended there as it ends.
+    are appended there as it ends. ``progress``: draw progress bars from this screen row.
     """
     train_model = compile_for_training(model, config, steps_per_epoch(config, split))
     return fit(
@@ -255,6 +257,7 @@ def train(
         backup_dir=backup_dir,
         history_csv=history_csv,
         pause_at=pause_at,
+        progress=progress,
     )
 
 
@@ -275,6 +278,7 @@ def fit(
     epochs: int | None = None,
     initial_epoch: int = 0,
     pause_at: int | None = None,
+    progress: int | None = None,
 ) -> RunResult:
     """``fit`` a model from :func:`compile_for_training`: the loop under :func:`train`.
     ``callbacks``, ``epochs`` and ``initial_epoch`` let another driver (KerasTuner's
@@ -323,17 +327,24 @@ def fit(
             monitor="val_accuracy", patience=config.early_stop, mode="max"
         )
         callbacks.append(stopper)
+    if progress is not None:
+        bars = ProgressBars(config.epochs, len(order), config.batch_size, row=progress)
+        callbacks.append(bars)
     t0 = time.perf_counter()
-    train_model.fit(
-        order,
-        epochs=pause_at if pausing else (epochs or config.epochs),
-        initial_epoch=initial_epoch,
-        validation_data=(split.x_val, one_hot(split.y_val)) if has_val else None,
-        validation_batch_size=config.batch_size,
-        callbacks=callbacks + extra,
-        shuffle=False,  # EpochOrder shuffles, by seed and epoch (Keras would reorder batches)
-        verbose=0,
-    )
+    try:
+        train_model.fit(
+            order,
+            epochs=pause_at if pausing else (epochs or config.epochs),
+            initial_epoch=initial_epoch,
+            validation_data=(split.x_val, one_hot(split.y_val)) if has_val else None,
+            validation_batch_size=config.batch_size,
+            callbacks=callbacks + extra,
+            shuffle=False,  # EpochOrder shuffles, by seed and epoch (Keras would reorder batches)
+            verbose=0,
+        )
+    finally:
+        if progress is not None:
+            bars.on_train_end()  # also after Ctrl-C, so the terminal is left tidy
     seconds = time.perf_counter() - t0
     history = {k: [r[k] for r in watch.rows] for k in HISTORY_COLUMNS[1:]}
     status = watch.status

@@ -7,6 +7,8 @@ To add an engine: a function with :data:`Engine`'s signature, and its name in
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ from typing import TextIO
 import optuna
 from optuna.trial import TrialState
 
-from search import STOP, env, promotion
+from search import STOP, env, progress, promotion
 from search.data import Source, search_guard, split_for
 from search.errors import UserError
 from search.objective import Objective, Trainer, WorkerContext, rss_mb
@@ -49,15 +51,18 @@ def run_worker(
     out: TextIO | None = None,
     recycle: bool = False,
     train: Trainer | None = None,
+    quiet: bool = False,
 ) -> None:
     """Run trials of the study until its stored target (trials, deadline, epoch budget) is
     reached. The search never sees the test split (:func:`~search.data.search_guard`).
+    ``quiet``: no per-trial lines and no progress bars.
 
     With ``recycle`` (command-line workers only: it replaces the running program), the
     process restarts itself between trials once it holds ``CIFAR10_RECYCLE_MB`` more than
     after its first trial. ``train`` replaces the trainer (tests)."""
     context = context or WorkerContext()
-    with search_guard():
+    with search_guard(), progress.off(quiet), open(os.devnull, "w") as devnull:
+        out = devnull if quiet else out
         study, s = load(name, url, context.index, context.restarts)
         engine_for(s.engine)(
             study, s, source, context=context, out=out or sys.stdout, recycle=recycle, train=train
@@ -80,55 +85,72 @@ def run_optuna(
     split = split_for(s.base(), source)
     objective = Objective(s, split, train=train, context=context, store=store)
     mine: list[optuna.trial.FrozenTrial] = []
+    bar = None
+    if context.count == 1 and progress.wanted():  # one bar per terminal: not for --jobs K
+        bar = progress.study_bar(study.study_name, s.trials, s.trials - remaining(study, s))
+        objective.bars_row = 1
 
     def show(st: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
         mine.append(t)
-        print(context.prefix + progress_line(st, t), file=out, flush=True)
+        progress.say(context.prefix + progress_line(st, t), file=out)
+        if bar is not None:
+            bar.total = Settings.of(st).trials
+            bar.n = bar.total - max(remaining(st, Settings.of(st)), 0)
+            bar.set_postfix_str(_best_so_far(st))
 
-    failures = 0
-    first_rss: float | None = None
-    limit = env.recycle_mb()
-    while True:
-        if STOP.is_set():
-            raise KeyboardInterrupt("stopped by SIGINT")
-        s = Settings.of(study)  # another process may have raised the target
-        queued = (
-            store is not None
-            and not out_of_budget(study, s)
-            and promotion.promote_next(study, s, store) is not None
-        )
-        if not queued and remaining(study, s) <= 0:
-            others = others_may_fail(study)  # fails lost trials: their slots open again
-            if store is not None and not others:  # a segment elsewhere may still promote one
-                others = bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            if remaining(study, s) <= 0:
-                if not others:
-                    break
-                time.sleep(min(env.heartbeat_s(), 5))  # a running trial elsewhere may be lost
-                continue
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
-        last = mine[-1] if mine else None
-        failed = last is not None and last.user_attrs.get(Attr.END) == End.ERROR
-        failures = failures + 1 if failed else 0
-        if failures >= MAX_FAILURES_IN_A_ROW:
-            detail = last.user_attrs.get(Attr.END_DETAIL, "").splitlines()[0]
-            raise UserError(
-                f"worker {context.index} stopped: {failures} trials in a row failed, the last "
-                f"with {detail}. Finished trials are kept; see 'cifar10-search status --study "
-                f"{study.study_name}' and fix the cause before starting again."
+    with contextlib.closing(bar) if bar is not None else contextlib.nullcontext():
+        failures = 0
+        first_rss: float | None = None
+        limit = env.recycle_mb()
+        while True:
+            if STOP.is_set():
+                raise KeyboardInterrupt("stopped by SIGINT")
+            s = Settings.of(study)  # another process may have raised the target
+            queued = (
+                store is not None
+                and not out_of_budget(study, s)
+                and promotion.promote_next(study, s, store) is not None
             )
-        if store is not None:
-            promotion.drop_checkpoints(study, s, store)
-        rss = rss_mb()
-        first_rss = rss if first_rss is None else first_rss
-        if recycle and rss - first_rss > limit and remaining(study, s) > 0:
-            print(
-                f"{context.prefix}worker holds {rss:.0f} MB, {rss - first_rss:.0f} MB more than "
-                "after its first trial: restarting it to free TensorFlow's graphs",
-                file=out,
-                flush=True,
-            )
-            restart(context)
+            if not queued and remaining(study, s) <= 0:
+                others = others_may_fail(study)  # fails lost trials: their slots open again
+                if store is not None and not others:  # a segment elsewhere may still promote one
+                    others = bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+                if remaining(study, s) <= 0:
+                    if not others:
+                        break
+                    time.sleep(min(env.heartbeat_s(), 5))  # a running trial elsewhere may be lost
+                    continue
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
+            last = mine[-1] if mine else None
+            failed = last is not None and last.user_attrs.get(Attr.END) == End.ERROR
+            failures = failures + 1 if failed else 0
+            if failures >= MAX_FAILURES_IN_A_ROW:
+                detail = last.user_attrs.get(Attr.END_DETAIL, "").splitlines()[0]
+                raise UserError(
+                    f"worker {context.index} stopped: {failures} trials in a row failed, the last "
+                    f"with {detail}. Finished trials are kept; see 'cifar10-search status --study "
+                    f"{study.study_name}' and fix the cause before starting again."
+                )
+            if store is not None:
+                promotion.drop_checkpoints(study, s, store)
+            rss = rss_mb()
+            first_rss = rss if first_rss is None else first_rss
+            if recycle and rss - first_rss > limit and remaining(study, s) > 0:
+                progress.say(
+                    f"{context.prefix}worker holds {rss:.0f} MB, {rss - first_rss:.0f} MB more "
+                    "than after its first trial: restarting it to free TensorFlow's graphs",
+                    file=out,
+                )
+                restart(context)
+
+
+def _best_so_far(study: optuna.Study) -> str:
+    values = [
+        t.value
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    return f"best {max(values):.4f}" if values else "no complete trial yet"
 
 
 def context_args(context: WorkerContext) -> list[str]:
@@ -151,10 +173,11 @@ def restart(context: WorkerContext) -> None:
 
 
 def spawn_workers(
-    name: str, storage: str | None, source: Source, jobs: int, started_at: float
+    name: str, storage: str | None, source: Source, jobs: int, started_at: float, *, quiet=False
 ) -> None:
     """Run ``jobs`` worker processes on the study and wait for them; Ctrl-C stops them all."""
     cmd = [sys.executable, "-m", "search.cli", "worker", "--study", name]
+    cmd += ["--quiet"] if quiet else []
     if storage:
         cmd += ["--storage", storage]
     if source.path is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,35 @@ ONNX = pytest.param("onnx", marks=_needs("tf2onnx", "onnx", "onnxruntime"))
 LITERT = pytest.param("litert", marks=_needs("ai_edge_litert"))
 
 
-@pytest.fixture
-def tiny_run(tiny_data, tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, Path]:
     """A fast-family model (GELU, the activation ONNX needed a rewrite for) trained one epoch
-    on 250 synthetic images, 50 held out for validation."""
-    out = tmp_path / "run"
+    on 250 synthetic images, 50 held out for validation; trained once for the module."""
+    folder = tmp_path_factory.mktemp("trained")
+    x, y, xt, yt = make_arrays(300, 100)
+    data = folder / "tiny-data.npz"
+    np.savez(data, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    out = folder / "run"
     widths = [f"--set=width{i}=16" for i in (1, 2, 3)]
     args = ["--preset", "fast", *widths, "--epochs", "1", "--val-size", "50", "--quiet"]
-    assert cli_runs.train_main([*args, "--data", str(tiny_data), "--out", str(out)]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CIFAR10_RESULTS", str(folder / "results"))
+        mp.setenv("CIFAR10_CACHE", str(folder / "cache"))
+        assert cli_runs.train_main([*args, "--data", str(data), "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["activation"] == "gelu"
-    return out
+    return out, data
+
+
+@pytest.fixture
+def tiny_run(trained_run, tmp_path) -> Path:
+    """A copy of the trained run for one test to change."""
+    shutil.copytree(trained_run[0], tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def tiny_data(trained_run) -> Path:
+    return trained_run[1]
 
 
 @pytest.mark.parametrize("fmt", [ONNX, LITERT])

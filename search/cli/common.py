@@ -127,6 +127,12 @@ def add_study_options(p: argparse.ArgumentParser, *, required: bool = True) -> N
     )
 
 
+def add_quiet_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quiet", action="store_true", help="no per-trial lines or progress bars: the summary only"
+    )
+
+
 def add_context_options(p: argparse.ArgumentParser) -> None:
     """Hidden: a worker's context, passed by ``start --jobs`` and by a restarting worker."""
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)

@@ -9,6 +9,7 @@ from pathlib import Path
 from search.cli.common import (
     add_context_options,
     add_data_option,
+    add_quiet_option,
     add_study_options,
     context_from,
     guarded,
@@ -30,6 +31,7 @@ def start_parser() -> argparse.ArgumentParser:
         + ", ".join(f"{k}={v}" for k, v in {**QUICK, "study": QUICK_STUDY}.items()),
     )
     add_study_options(p, required=False)  # --quick names its own study
+    add_quiet_option(p)
     p.add_argument("--space", metavar="FILE", help=f"space TOML (default {DEFAULTS['space']})")
     p.add_argument(
         "--trials", type=int, help=f"target number of trials (default {DEFAULTS['trials']})"
@@ -119,9 +121,13 @@ def start_command(args: argparse.Namespace, *, restartable: bool = False) -> int
         flush=True,
     )
     if left > 0 and args.jobs <= 1:
-        worker.run_worker(name, args.storage, source, context=context, recycle=restartable)
+        worker.run_worker(
+            name, args.storage, source, context=context, recycle=restartable, quiet=args.quiet
+        )
     elif left > 0:
-        worker.spawn_workers(name, args.storage, source, args.jobs, context.started_at)
+        worker.spawn_workers(
+            name, args.storage, source, args.jobs, context.started_at, quiet=args.quiet
+        )
     study, s = settings.load(name, args.storage)
     print(report.summary(study, s, time.time() - context.started_at))
     if args.plots:
@@ -139,6 +145,7 @@ def worker_parser() -> argparse.ArgumentParser:
     )
     add_study_options(p)
     add_data_option(p)
+    add_quiet_option(p)
     add_context_options(p)
     return p
 
@@ -149,7 +156,10 @@ def worker_command(args: argparse.Namespace, *, restartable: bool = False) -> in
     from search.worker import run_worker
 
     source = resolve_source(args.data)
-    run_worker(args.study, args.storage, source, context=context_from(args), recycle=restartable)
+    context = context_from(args)
+    run_worker(
+        args.study, args.storage, source, context=context, recycle=restartable, quiet=args.quiet
+    )
     return 0
 
 
