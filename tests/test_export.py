@@ -198,3 +198,14 @@ def test_bad_predict_arguments_are_one_line(args, message, tmp_path, capsys):
     image = _images(tmp_path)["wide.png"]
     rc = main(["predict", *[a.replace("m.", f"{tmp_path}/m.") for a in args], str(image)])
     assert rc == 2 and message in capsys.readouterr().err
+
+
+@_needs("onnxruntime")
+def test_the_shipped_onnx_model_is_the_shipped_keras_model():
+    run = Path(__file__).resolve().parents[1] / "results/reference/fast-decay-12"
+    x = make_arrays(20, 0, seed=5)[0]
+    want = inference.load(run / "model.keras").predict(x)
+    got = inference.load(run / "model.onnx").predict(x)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    record = json.loads((run / "export.json").read_text())["onnx"]
+    assert record["agreement"] == 1.0 and record["bytes"] == (run / "model.onnx").stat().st_size
