@@ -193,9 +193,9 @@ def no_training(*a, **k):
 
 
 def test_same_seed_gives_the_same_sampled_configs(tiny_data):
-    a = run_study("seed-a", tiny_data, trials=4, epochs=1, seed=7, train=no_training)
-    b = run_study("seed-b", tiny_data, trials=4, epochs=1, seed=7, train=no_training)
-    c = run_study("seed-c", tiny_data, trials=4, epochs=1, seed=8, train=no_training)
+    a = run_study("seed-a", tiny_data, trials=3, epochs=1, seed=7, train=no_training)
+    b = run_study("seed-b", tiny_data, trials=3, epochs=1, seed=7, train=no_training)
+    c = run_study("seed-c", tiny_data, trials=3, epochs=1, seed=8, train=no_training)
     pa, pb, pc = ([t.params for t in s.get_trials()] for s in (a, b, c))
     assert pa == pb and pa != pc
 
@@ -350,7 +350,7 @@ def test_two_local_worker_processes_share_one_study(tiny_data, tmp_path):
     assert all(json.dumps(t.user_attrs["config"]) for t in done)
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 def test_a_worker_does_not_grow_without_bound(tiny_data):
     """Resident memory after 12 trials stays within 150 MB of its value after trial 2.
 
