@@ -127,9 +127,9 @@ def race(
 def _validation_scores(run: Path, config: Config, source: Source) -> dict:
     """The run's validation accuracy at each TTA level up to its config's; its score is the
     highest level's (what its config would be tested with)."""
-    import keras
+    from search.inference import load_keras
 
-    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    model = load_keras(run / "model.keras")
     split = split_for(config, source)
     scores = tta_scores(model, split.x_val, split.y_val, level=tta_level(config, None))
     accuracy = {level: s["accuracy"] for level, s in scores.items()}

@@ -30,11 +30,14 @@ INSTALL = "pip install -e '.[export]'"
 
 
 def format_of(path: Path) -> str:
+    """The format of a model file, by its suffix; a wrong suffix or a missing file is refused."""
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise UserError(
             f"{path}: not a model file this tool runs (a .keras, .onnx or .tflite file)."
         )
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file.")
     return fmt
 
 
@@ -77,8 +80,6 @@ def load(path: Path | str, *, threads: int | None = None) -> Runner:
     path = Path(path)
     fmt = format_of(path)
     threads = threads or usable_cores()
-    if not path.is_file():
-        raise UserError(f"{path}: no such model file.")
     if fmt == "keras":
         from search.budget import compiled_inference, intra_op_threads
 

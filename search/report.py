@@ -83,7 +83,8 @@ def tally(study: optuna.Study, settings: Settings) -> Tally:
     return out
 
 
-def _best_text(study: optuna.Study) -> str:
+def best_text(study: optuna.Study) -> str:
+    """The study's best complete value and trial, for progress lines and bars."""
     try:
         return f"best {study.best_value:.4f} (#{study.best_trial.number})"
     except ValueError:
@@ -101,7 +102,7 @@ def progress_line(study: optuna.Study, t: FrozenTrial) -> str:
     secs = ua.get(Attr.SECONDS, (t.duration.total_seconds() if t.duration else 0.0))
     return (
         f"trial {t.number:>3}  {params} params  val {value}  {t.state.name:<8} "
-        f"{shown.splitlines()[0][:60]:<36} {secs:6.0f}s  {_best_text(study)}"
+        f"{shown.splitlines()[0][:60]:<36} {secs:6.0f}s  {best_text(study)}"
     )
 
 

@@ -24,7 +24,7 @@ from search.data import Source, search_guard, split_for
 from search.errors import UserError
 from search.objective import Objective, Trainer, WorkerContext, rss_mb
 from search.record import Attr, End
-from search.report import progress_line
+from search.report import best_text, progress_line
 from search.settings import Settings, load, out_of_budget, remaining
 from search.storage import fail_dead_local_trials, others_may_fail
 
@@ -94,9 +94,10 @@ def run_optuna(
         mine.append(t)
         progress.say(context.prefix + progress_line(st, t), file=out)
         if bar is not None:
-            bar.total = Settings.of(st).trials
-            bar.n = bar.total - max(remaining(st, Settings.of(st)), 0)
-            bar.set_postfix_str(_best_so_far(st))
+            now = Settings.of(st)  # another process may have raised the target
+            bar.total = now.trials
+            bar.n = now.trials - max(remaining(st, now), 0)
+            bar.set_postfix_str(best_text(st))
 
     with contextlib.closing(bar) if bar is not None else contextlib.nullcontext():
         failures = 0
@@ -142,15 +143,6 @@ def run_optuna(
                     file=out,
                 )
                 restart(context)
-
-
-def _best_so_far(study: optuna.Study) -> str:
-    values = [
-        t.value
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None
-    ]
-    return f"best {max(values):.4f}" if values else "no complete trial yet"
 
 
 def context_args(context: WorkerContext) -> list[str]:

@@ -92,7 +92,8 @@ COLUMNS = [*BASE_COLUMNS, *(f"param_{p.name}" for p in load_space(TINY_SPACE).pa
 
 
 @pytest.mark.parametrize(
-    "engine", ["optuna", "kerastuner-hyperband", "kerastuner-bayesian"]  # random: the retrain test
+    "engine",
+    ["optuna", "kerastuner-hyperband", "kerastuner-bayesian"],  # random: the retrain test
 )
 def test_each_engine_writes_the_same_trials_csv_columns(tiny_data, engine):
     name, _, tuner = engine.partition("-")

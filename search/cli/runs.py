@@ -316,9 +316,7 @@ def predict_command(args: argparse.Namespace) -> int:
     if not 1 <= args.top <= 10:
         raise UserError(f"--top takes 1 to 10 classes, got {args.top}.")
     path = args.model or _runs_of(args)[0] / inference.FILES[args.format]
-    inference.format_of(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such model file.")
+    inference.format_of(path)  # a bad model path is refused before any image is read
     rows, images = [], []
     for name in args.images:
         try:
