@@ -1,84 +1,182 @@
-"""Training throughput of our loop against a plain ``model.fit``, and batch-1 latency.
+"""Training throughput of our loop against a plain, default ``model.fit``, timed alike.
 
-Same model, arrays, batch size and validation data; the runs alternate (ours, plain, ours,
-plain...) so the machine's noise falls on both. The first epoch of every run (tracing) is left
-out. Usage: ``python benchmarks/throughput.py [--data ZIP] [--images 5000] [--epochs 2]``.
+Both sides train the same model (config, arrays, batch size, validation images) in one
+multi-epoch ``fit`` call each, as a user runs them, timed by one callback,
+:class:`~search.callbacks.EpochTimer`: each epoch's training batches (from the epoch's start,
+so a stall there counts) and its validation, apart. The first epoch (tracing) is left out on
+both sides, and so is everything before it (building, compiling, the data's set-up); what
+``fit`` spends after its last epoch is reported beside (``after_last_epoch_s``). "ours" is
+:func:`search.training.fit` as a trial runs it; "plain" is ``model.fit(x, y, shuffle=True)``
+compiled with Keras' defaults. Sides alternate run by run (ours, plain, plain, ours...), and
+the ratio is the median of the rounds' ratios.
+
+Usage: ``python benchmarks/throughput.py [--data ZIP] [--presets seed fast] [--rounds 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import statistics
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import REAL_ZIP, write  # noqa: E402
-from search import budget  # noqa: E402
-from search.config import preset  # noqa: E402
-from search.data import resolve_source, train_val  # noqa: E402
-from search.models import build_model  # noqa: E402
-from search.training import compile_for_training, one_hot, train  # noqa: E402
+
+# per preset: training images and timed epochs (an epoch takes several seconds: the seed
+# preset 156 batches of 32, the fast one 10 of 1024)
+SIZES = {"seed": (5000, 4), "fast": (10000, 3)}
+VAL_IMAGES = 1000
 
 
-def ours(config, split) -> float:
-    r = train(build_model(config), config, split, verbose=False)
-    return len(split.x_train) / float(np.mean(r.history["seconds"][1:]))
+class Side:
+    """One way of training the config; :meth:`run` trains a fresh model once, timed."""
+
+    def __init__(self, name: str, steps_per_execution: int | None):
+        self.name, self.steps_per_execution = name, steps_per_execution
+
+    def run(self, config, split) -> dict:
+        import time
+
+        import keras
+
+        from search.callbacks import EpochTimer
+        from search.models import build_model
+        from search.training import (
+            compile_for_training,
+            default_steps_per_execution,
+            fit,
+            one_hot,
+            steps_per_epoch,
+        )
+
+        keras.backend.clear_session(free_memory=True)
+        keras.utils.set_random_seed(config.seed)
+        spe = self.steps_per_execution or default_steps_per_execution(config)
+        model = build_model(config, whiten_images=split.x_train)
+        train_model = compile_for_training(
+            model, config, steps_per_epoch(config, split), steps_per_execution=spe
+        )
+        timer = EpochTimer()
+        t0 = time.perf_counter()
+        if self.name == "plain_fit":  # Keras' own array adapter, shuffling and pipeline
+            train_model.fit(
+                split.x_train,
+                one_hot(split.y_train),
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                validation_data=(split.x_val, one_hot(split.y_val)),
+                shuffle=True,
+                callbacks=[timer],
+                verbose=0,
+            )
+        else:  # a trial's loop: its data order and pipeline, its callbacks
+            fit(train_model, config, split, verbose=False, callbacks=[timer])
+        wall = time.perf_counter() - t0
+        n_train, n_val, timed = len(split.x_train), len(split.x_val), len(timer.train) - 1
+        return {
+            "steps_per_execution": spe,
+            "train_images_per_s": n_train * timed / sum(timer.train[1:]),
+            "val_images_per_s": n_val * timed / sum(timer.val[1:]),
+            "train_seconds": [round(x, 3) for x in timer.train],
+            "val_seconds": [round(x, 3) for x in timer.val],
+            "after_last_epoch_s": round(wall - timer.ends[-1], 3),
+        }
 
 
-def plain(config, split) -> float:
-    model = build_model(config)
-    tm = compile_for_training(model, config, math.ceil(len(split.x_train) / config.batch_size))
-    args = dict(
-        x=split.x_train,
-        y=one_hot(split.y_train),
-        batch_size=config.batch_size,
-        validation_data=(split.x_val, one_hot(split.y_val)),
-        shuffle=True,
-        verbose=0,
-    )
-    tm.fit(epochs=1, **args)  # tracing, left out as for ours
-    t0 = time.perf_counter()
-    tm.fit(epochs=config.epochs - 1, **args)
-    return len(split.x_train) * (config.epochs - 1) / (time.perf_counter() - t0)
+def compare(preset_name: str, data: str, rounds: int, images: int | None, epochs, spes) -> dict:
+    """``rounds`` runs of each side, alternating; the first epoch of each is not counted."""
+    from search.config import preset
+    from search.data import resolve_source, train_val
+
+    n, timed = SIZES.get(preset_name, (5000, 4))
+    n, timed = images or n, epochs or timed
+    config = preset(preset_name).replace(epochs=timed + 1, train_size=n, val_size=VAL_IMAGES)
+    split = train_val(resolve_source(data), val_size=VAL_IMAGES, train_size=n, split_seed=0)
+    sides = [Side("plain_fit", 1), Side("ours", None)]
+    sides += [Side(f"ours_spe{k}", k) for k in spes or ()]
+    runs: dict[str, list[dict]] = {s.name: [] for s in sides}
+    for r in range(rounds):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            runs[side.name].append(side.run(config, split))
+            f = runs[side.name][-1]
+            print(
+                f"{preset_name} round {r + 1}: {side.name} {f['train_images_per_s']:.0f} "
+                f"images/s (epochs {', '.join(f'{t:.1f}' for t in f['train_seconds'])} s)",
+                flush=True,
+            )
+    out = {"batch_size": config.batch_size, "train_images": n, "val_images": VAL_IMAGES}
+    out["timed_epochs"] = timed
+    plain = [f["train_images_per_s"] for f in runs["plain_fit"]]
+    for s in sides[1:]:
+        ratios = [f["train_images_per_s"] / p for f, p in zip(runs[s.name], plain)]
+        out[f"ratio_{s.name}_to_plain_by_round"] = [round(r, 3) for r in ratios]
+        out[f"ratio_{s.name}_to_plain"] = statistics.median(ratios)
+    for s in sides:
+        for key in ("train_images_per_s", "val_images_per_s"):
+            out[f"{s.name}_{key}"] = statistics.median(f[key] for f in runs[s.name])
+    out["runs"] = runs
+    return out
+
+
+def step_overhead(steps: int = 500, batch: int = 32) -> dict:
+    """Milliseconds per training step of a model with next to no arithmetic (one Dense layer on
+    32 numbers) at 1 and at 8 steps per execution: the per-step cost that
+    ``steps_per_execution`` can remove, to set beside a real step's."""
+    import keras
+    import numpy as np
+
+    from search.callbacks import EpochTimer
+    from search.training import one_hot
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((steps * batch, 32), "float32"), one_hot(rng.integers(0, 10, steps * batch))
+    out = {}
+    for spe in (1, 8):
+        model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(10)])
+        model.compile("sgd", "categorical_crossentropy", ["accuracy"], steps_per_execution=spe)
+        timer = EpochTimer()
+        model.fit(x, y, batch_size=batch, epochs=4, callbacks=[timer], verbose=0)
+        out[f"ms_per_step_spe{spe}"] = 1000 * statistics.median(timer.train[1:]) / steps
+    return out
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(REAL_ZIP))
-    p.add_argument("--preset", default="seed")
-    p.add_argument("--images", type=int, default=5000)
-    p.add_argument("--epochs", type=int, default=2, help="timed epochs per run (after one warm-up)")
-    p.add_argument("--rounds", type=int, default=2)
-    a = p.parse_args()
-    config = preset(a.preset).replace(epochs=a.epochs + 1, train_size=a.images, val_size=1000)
-    split = train_val(resolve_source(a.data), val_size=1000, train_size=a.images, split_seed=0)
-    rates = {"ours": [], "plain_fit": []}
-    for r in range(a.rounds):
-        for name, fn in (("ours", ours), ("plain_fit", plain)):
-            rates[name].append(fn(config, split))
-            print(f"round {r + 1}: {name} {rates[name][-1]:.0f} images/s", flush=True)
-    m = budget.measure(build_model(config), warmup=50, runs=500)
-    figures = {
-        "preset": a.preset,
-        "train_images": a.images,
-        "batch_size": config.batch_size,
-        "params": m.params,
-        "ours_images_per_s": rates["ours"],
-        "plain_fit_images_per_s": rates["plain_fit"],
-        "ratio_ours_to_plain": float(np.median(rates["ours"]) / np.median(rates["plain_fit"])),
-        "latency_batch1_p50_ms": m.latency_p50_ms,
-        "latency_batch1_p95_ms": m.latency_p95_ms,
-    }
-    print(
-        f"ratio ours / plain fit: {figures['ratio_ours_to_plain']:.3f}; "
-        f"latency p50 {m.latency_p50_ms:.2f} ms, p95 {m.latency_p95_ms:.2f} ms"
+    p.add_argument("--presets", nargs="+", default=list(SIZES))
+    p.add_argument("--images", type=int, default=None, help="training images (default per preset)")
+    p.add_argument("--epochs", type=int, default=None, help="timed epochs (default per preset)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--steps-per-execution",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time our loop with these steps_per_execution values (to choose the default)",
     )
-    write("throughput", figures)
+    p.add_argument("--name", default="throughput", help="the JSON's name in results/benchmarks")
+    a = p.parse_args()
+    figures = {}
+    for name in a.presets:
+        f = figures[name] = compare(
+            name, a.data, a.rounds, a.images, a.epochs, a.steps_per_execution
+        )
+        print(
+            f"{name} (batch {f['batch_size']}): ours {f['ours_train_images_per_s']:.0f} "
+            f"images/s, plain fit {f['plain_fit_train_images_per_s']:.0f}: ratio "
+            f"{f['ratio_ours_to_plain']:.3f} (median of {a.rounds} rounds)",
+            flush=True,
+        )
+    figures["step_overhead"] = step_overhead()
+    for name in a.presets:  # a real step of each preset, beside the overhead
+        f = figures[name]
+        f["plain_fit_ms_per_step"] = (
+            1000 * f["batch_size"] / f["sides"]["plain_fit"]["train_images_per_s"]
+        )
+    print(f"per-step overhead of an almost empty model: {figures['step_overhead']}")
+    write(a.name, figures)
 
 
 if __name__ == "__main__":

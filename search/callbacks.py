@@ -5,12 +5,24 @@ one: a callback here, added in ``training.fit`` where its order among the others
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from search.augment import AlternatingFlip
+
+
+def every_step(callback: keras.callbacks.Callback) -> None:
+    """Refuse a model compiled to run several steps per call: Keras then calls per-batch
+    callbacks once per call, and ``callback`` must act after every step."""
+    n = getattr(callback.model, "steps_per_execution", 1)
+    if n != 1:
+        raise ValueError(
+            f"{type(callback).__name__} acts after every training step; compile the model "
+            f"with steps_per_execution=1, not {n}"
+        )
 
 
 class Lookahead(keras.callbacks.Callback):
@@ -34,6 +46,7 @@ class Lookahead(keras.callbacks.Callback):
         self.state_file, self.pausing = state_file, pausing
 
     def on_train_begin(self, logs=None):
+        every_step(self)
         self.vars = [v for v in self.model.weights if "float" in str(v.dtype)]
         if self.state_file is not None and self.state_file.exists():
             with np.load(self.state_file) as saved:
@@ -87,6 +100,38 @@ class EpochOrder(keras.utils.PyDataset):
         self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
 
 
+def pipelines(order: EpochOrder, x_val: np.ndarray, y_val: np.ndarray, batch_size: int):
+    """The training and validation data as ``fit`` takes them: on TensorFlow, ``tf.data``
+    pipelines with autotuning off; on other backends, ``order`` and the arrays as they are.
+
+    Keras wraps a ``PyDataset`` and arrays in pipelines that autotune; each epoch it makes a
+    new iterator, and deleting the last one waits for the autotuner's thread to wake, 0 to 5 s
+    here (seen in the native stack: ``~RootDataset::Iterator`` in ``WaitForNotification``), in
+    about half the epochs and at the end of ``fit``: up to a third of a short trial's time. The
+    batches are the same: ``order``'s, its epoch's permutation made when the epoch's iterator
+    starts, after :class:`SetEpoch` has set the epoch."""
+    if keras.config.backend() != "tensorflow":
+        return order, (x_val, y_val)
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+
+    def batches():
+        order.on_epoch_begin()
+        for i in range(len(order)):
+            yield order[i]
+
+    spec = (
+        tf.TensorSpec((None, *order.x.shape[1:]), order.x.dtype),
+        tf.TensorSpec((None, *order.y.shape[1:]), order.y.dtype),
+    )
+    train = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    train = train.apply(tf.data.experimental.assert_cardinality(len(order)))  # Keras counts
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch_size)
+    return tuple(d.prefetch(2).with_options(options) for d in (train, val))
+
+
 class SetEpoch(keras.callbacks.Callback):
     """Before each epoch: the data order's epoch, the alternating-flip layers' epoch, and every
     random layer's generator state set from (seed, epoch), so augmentation and dropout draw
@@ -112,6 +157,9 @@ class FreezeWhitenBias(keras.callbacks.Callback):
     def __init__(self, bias, after: int):
         super().__init__()
         self.bias, self.after, self.frozen = bias, after, None
+
+    def on_train_begin(self, logs=None):
+        every_step(self)
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch >= self.after and self.frozen is None:
@@ -154,14 +202,15 @@ class ProgressBars(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         b = self.batch_bar
-        b.update(1)
-        if b.n == 1 or b.n == b.total or b.n % 20 == 0:  # reading the loss waits for the step
+        before = b.n
+        b.update(min(batch + 1, b.total) - before)  # batch: the last step of this call
+        if before == 0 or b.n == b.total or b.n // 20 > before // 20:  # reading the loss
             rate = b.format_dict["rate"]
             b.set_postfix_str(
                 f"loss {float((logs or {}).get('loss', float('nan'))):.4f}"
                 + (f", {rate * self.batch_size:.0f} img/s" if rate else ""),
                 refresh=False,
-            )
+            )  # ... waits for the step: every 20 batches, not every one
 
     def on_epoch_end(self, epoch, logs=None):
         self._close_batches()
@@ -176,3 +225,34 @@ class ProgressBars(keras.callbacks.Callback):
         if self.batch_bar is not None:
             self.batch_bar.close()
             self.batch_bar = None
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds of each epoch's training batches (from the epoch's start to the start of its
+    validation, or to its end without one) and of its validation, apart: the one timer the
+    throughput benchmark gives both of its sides, so they are timed alike."""
+
+    def __init__(self):
+        super().__init__()
+        self.train: list[float] = []
+        self.val: list[float] = []
+        self.ends: list[float] = []  # time.perf_counter() at each epoch's end
+        self._t0 = self._v0 = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0, self._v0 = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        if self._t0 is not None:  # validation inside fit, not a separate evaluate()
+            self._v0 = time.perf_counter()
+            self.train.append(self._v0 - self._t0)
+
+    def on_test_end(self, logs=None):
+        if self._v0 is not None:
+            self.val.append(time.perf_counter() - self._v0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ends.append(time.perf_counter())
+        if self._v0 is None and self._t0 is not None:
+            self.train.append(self.ends[-1] - self._t0)
+        self._t0 = None

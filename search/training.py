@@ -19,7 +19,14 @@ import numpy as np
 
 from search import STOP
 from search.augment import AlternatingFlip, with_augmentation
-from search.callbacks import EpochOrder, FreezeWhitenBias, Lookahead, ProgressBars, SetEpoch
+from search.callbacks import (
+    EpochOrder,
+    FreezeWhitenBias,
+    Lookahead,
+    ProgressBars,
+    SetEpoch,
+    pipelines,
+)
 from search.config import Config
 from search.data import NUM_CLASSES, Split
 from search.errors import ConfigError
@@ -120,8 +127,29 @@ def _sublayers(layer: keras.layers.Layer):
         yield from _sublayers(sub)
 
 
-def compile_for_training(model: keras.Model, config: Config, steps_per_epoch: int) -> keras.Model:
-    """The model behind its augmentation, compiled with the config's optimizer and loss."""
+# Training steps per call into the compiled train function: one Python round trip (and one
+# round of per-batch callbacks) for this many batches. benchmarks/throughput.py chose it.
+STEPS_PER_EXECUTION = 8
+
+
+def default_steps_per_execution(config: Config) -> int:
+    """:data:`STEPS_PER_EXECUTION`, or 1 where a callback must act after every single step
+    (lookahead's pull every 5 steps, the frozen whitening bias): Keras calls per-batch
+    callbacks once per execution, so those configs would train differently."""
+    if config.lookahead or config.whiten_bias_epochs:
+        return 1
+    return STEPS_PER_EXECUTION
+
+
+def compile_for_training(
+    model: keras.Model,
+    config: Config,
+    steps_per_epoch: int,
+    *,
+    steps_per_execution: int | None = None,
+) -> keras.Model:
+    """The model behind its augmentation, compiled with the config's optimizer and loss;
+    ``steps_per_execution`` (default: :func:`default_steps_per_execution`) as Keras'."""
     train_model = with_augmentation(model, config)
     train_model.compile(
         optimizer=make_optimizer(config, steps_per_epoch * config.epochs),
@@ -129,6 +157,7 @@ def compile_for_training(model: keras.Model, config: Config, steps_per_epoch: in
             from_logits=True, label_smoothing=config.label_smoothing
         ),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution or default_steps_per_execution(config),
     )
     return train_model
 
@@ -332,12 +361,15 @@ def fit(
         callbacks.append(bars)
     t0 = time.perf_counter()
     try:
+        train_data, val_data = pipelines(
+            order, split.x_val, one_hot(split.y_val), config.batch_size
+        )
         train_model.fit(
-            order,
+            train_data,
             epochs=pause_at if pausing else (epochs or config.epochs),
             initial_epoch=initial_epoch,
-            validation_data=(split.x_val, one_hot(split.y_val)) if has_val else None,
-            validation_batch_size=config.batch_size,
+            validation_data=val_data if has_val else None,
+            validation_batch_size=config.batch_size if isinstance(val_data, tuple) else None,
             callbacks=callbacks + extra,
             shuffle=False,  # EpochOrder shuffles, by seed and epoch (Keras would reorder batches)
             verbose=0,

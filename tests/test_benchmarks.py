@@ -128,3 +128,54 @@ def test_f_is_judged_from_its_own_epoch_count_on():
     assert t["a_epochs_to_reach_final_best_of_c"] == [4, 4]
     assert t["a_reaches_c_within_a_third"] and t["a_not_worse_than_d"]
     assert not verdict(f, "f_tpe_promote")["a_not_worse_than_d"]  # from its first trial: trails
+
+
+class _Sleepy:
+    """A model of known cost: a training step sleeps 20 ms, a validation step 40 ms."""
+
+    @staticmethod
+    def compiled(*args, steps_per_execution=1, **kwargs):
+        import time
+
+        import keras
+
+        class Sleepy(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.dense = keras.layers.Dense(10)
+
+            def call(self, x):
+                return self.dense(keras.ops.reshape(x, (-1, 32 * 32 * 3)))
+
+            def train_step(self, data):
+                time.sleep(0.02)
+                return {"loss": 0.0}
+
+            def test_step(self, data):
+                time.sleep(0.04)
+                return {"loss": 0.0}
+
+        model = Sleepy()
+        model.compile(optimizer="sgd", run_eagerly=True, steps_per_execution=steps_per_execution)
+        return model
+
+
+def test_throughput_times_both_sides_alike_on_a_model_of_known_cost(monkeypatch):
+    """10 training batches of 20 ms and 5 validation batches of 40 ms an epoch: each side's
+    timer reads 0.2 s of training and 0.2 s of validation, apart (one counted in the other
+    would read 0.4 s), plus each epoch's own overhead (its data iterator)."""
+    from conftest import make_arrays
+
+    from benchmarks import throughput
+    from search import training
+    from search.config import Config
+    from search.data import Split
+
+    monkeypatch.setattr(training, "compile_for_training", _Sleepy.compiled)
+    x, y, xv, yv = make_arrays(100, 50)
+    config = Config(width1=8, width2=8, width3=8, dense_units=16, batch_size=10, epochs=3)
+    for name, steps in (("plain_fit", 1), ("ours", 4)):
+        f = throughput.Side(name, steps).run(config, Split(x, y, xv, yv))
+        assert all(0.2 <= s < 0.38 for s in f["train_seconds"][1:]), (name, f)
+        assert all(0.2 <= s < 0.38 for s in f["val_seconds"][1:]), (name, f)
+        assert 100 / 0.38 < f["train_images_per_s"] <= 100 / 0.2

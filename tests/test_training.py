@@ -303,3 +303,57 @@ def test_weight_decay_reaches_batchnorm_offsets_only_with_decay_offsets():
     for d in (kernels_only, everything):
         expected = plain[kernel] - 0.01 * 0.5 * before[kernel]
         assert np.allclose(d[kernel], expected, atol=1e-5)
+
+
+def _one_epoch_weights(config, split, steps_per_execution, callbacks=()):
+    from search.training import compile_for_training, fit, steps_per_epoch
+
+    keras.utils.set_random_seed(0)
+    model = build_model(config)
+    train_model = compile_for_training(
+        model, config, steps_per_epoch(config, split), steps_per_execution=steps_per_execution
+    )
+    r = fit(train_model, config, split, verbose=False, callbacks=list(callbacks))
+    return r, [np.array(w) for w in model.weights]
+
+
+def test_several_steps_per_execution_train_the_same_weights_as_one():
+    """Dropout, augmentation and a partial last call (5 batches of 32, 8 steps a call; 3 a
+    call: 3 + 2): the same numbers as one step a call."""
+    from search.training import default_steps_per_execution
+
+    c = TINY.replace(epochs=1)
+    assert default_steps_per_execution(c) > 1  # the loop's other tests run it this way
+    split = tiny_split(n=160)
+    _, one = _one_epoch_weights(c, split, 1)
+    for n in (3, 8):
+        _, many = _one_epoch_weights(c, split, n)
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(one, many)), n
+
+
+def test_ctrl_c_stops_the_run_at_the_end_of_the_call_it_came_in():
+    from search import STOP
+
+    class PressCtrlC(keras.callbacks.Callback):
+        calls = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            PressCtrlC.calls += 1
+            STOP.set()
+
+    split = tiny_split(n=640)  # 20 batches: 3 calls of 8 steps
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _one_epoch_weights(TINY.replace(epochs=3), split, 8, callbacks=[PressCtrlC()])
+    finally:
+        STOP.clear()
+    assert PressCtrlC.calls == 1
+
+
+def test_callbacks_that_act_every_step_refuse_several_steps_per_call():
+    for c in (TINY.replace(lookahead=True), FAST_TINY.replace(whiten_bias_epochs=1)):
+        from search.training import default_steps_per_execution
+
+        assert default_steps_per_execution(c) == 1
+        with pytest.raises(ValueError, match="steps_per_execution=1, not 4"):
+            _one_epoch_weights(c, tiny_split(), 4)
