@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import REAL_ZIP, write  # noqa: E402
 
 # per preset: training images and timed epochs (an epoch takes several seconds: the seed
-# preset 156 batches of 32, the fast one 10 of 1024)
-SIZES = {"seed": (5000, 4), "fast": (10000, 3)}
+# preset 156 batches of 32, the fast one 8 of 1024)
+SIZES = {"seed": (5000, 4), "fast": (8000, 3)}
 VAL_IMAGES = 1000
 
 
