@@ -10,6 +10,7 @@ since Keras' random layers default to training mode when a model is called witho
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import keras
@@ -178,14 +179,25 @@ def init_whitening(layer: keras.layers.Conv2D, images: np.ndarray, eps: float = 
     """Set a 2x2 conv to the whitening transform of the images' normalised patches (airbench):
     each eigenvector of the patch covariance, scaled by 1/sqrt(eigenvalue), and its negative.
     The kernel is then frozen; its bias still trains."""
-    k = layer.kernel.shape[0]
-    x = (np.asarray(images[:5000], np.float32) - MEAN) / STD
-    n, h, w, c = x.shape
-    patches = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))
-    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, k * k * c)  # (kh, kw, c) order
-    cov = np.cov(patches, rowvar=False)
-    eigval, eigvec = np.linalg.eigh(cov)
-    filters = (eigvec / np.sqrt(eigval + eps)).T[::-1]  # largest eigenvalue first
-    kernel = np.concatenate([filters, -filters]).reshape(-1, k, k, c).transpose(1, 2, 3, 0)
-    layer.kernel.assign(kernel.astype("float32"))
+    k, c = layer.kernel.shape[0], layer.kernel.shape[2]
+    layer.kernel.assign(_whitening_kernel(np.ascontiguousarray(images[:5000]), k, c, eps))
     layer.kernel.trainable = False
+
+
+_WHITENING: dict[tuple, np.ndarray] = {}  # a worker's trials whiten the same images
+
+
+def _whitening_kernel(images: np.ndarray, k: int, c: int, eps: float) -> np.ndarray:
+    """The kernel of :func:`init_whitening`, computed once per set of images (1-2 s of a
+    trial's set-up otherwise), known by a digest of their bytes."""
+    key = (hashlib.blake2b(images.data, digest_size=16).digest(), images.shape, k, c, eps)
+    if key not in _WHITENING:
+        x = (np.asarray(images, np.float32) - MEAN) / STD
+        patches = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))
+        patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, k * k * c)  # (kh, kw, c)
+        eigval, eigvec = np.linalg.eigh(np.cov(patches, rowvar=False))
+        filters = (eigvec / np.sqrt(eigval + eps)).T[::-1]  # largest eigenvalue first
+        kernel = np.concatenate([filters, -filters]).reshape(-1, k, k, c).transpose(1, 2, 3, 0)
+        _WHITENING.clear()  # one set of images at a time: a worker has one split
+        _WHITENING[key] = kernel.astype("float32")
+    return _WHITENING[key]

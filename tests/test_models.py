@@ -110,6 +110,22 @@ def test_whitening_layer_whitens_patches():
     assert np.allclose(cov, np.eye(12), atol=0.1)
 
 
+def test_whitening_is_computed_once_per_set_of_images(monkeypatch):
+    """A worker's trials whiten the same images: the second model reuses the kernel, other
+    images get their own."""
+    calls = []
+    eigh = np.linalg.eigh
+    monkeypatch.setattr(np.linalg, "eigh", lambda a: calls.append(1) or eigh(a))
+    rng = np.random.default_rng(2)
+    imgs, other = (rng.integers(0, 256, (300, 32, 32, 3)).astype(np.uint8) for _ in range(2))
+    kernels = []
+    for images in (imgs, imgs.copy(), other):
+        layer = build_model(PRESETS["fast"], whiten_images=images).get_layer("whiten")
+        kernels.append(np.asarray(layer.kernel))
+    assert len(calls) == 2
+    assert np.array_equal(kernels[0], kernels[1]) and not np.allclose(kernels[0], kernels[2])
+
+
 def test_saved_model_loads_without_this_package(tmp_path):
     """model.keras holds built-in layers only: a fresh process with plain Keras classifies."""
     model = build_model(PRESETS["fast"], whiten_images=X)
