@@ -59,7 +59,6 @@ class Side:
             model, config, steps_per_epoch(config, split), steps_per_execution=spe
         )
         timer = EpochTimer()
-        t0 = time.perf_counter()
         if self.name == "plain_fit":  # Keras' own array adapter, shuffling and pipeline
             train_model.fit(
                 split.x_train,
@@ -73,7 +72,7 @@ class Side:
             )
         else:  # a trial's loop: its data order and pipeline, its callbacks
             fit(train_model, config, split, verbose=False, callbacks=[timer])
-        wall = time.perf_counter() - t0
+        after_last_epoch = time.perf_counter() - timer.ends[-1]
         n_train, n_val, timed = len(split.x_train), len(split.x_val), len(timer.train) - 1
         return {
             "steps_per_execution": spe,
@@ -81,7 +80,7 @@ class Side:
             "val_images_per_s": n_val * timed / sum(timer.val[1:]),
             "train_seconds": [round(x, 3) for x in timer.train],
             "val_seconds": [round(x, 3) for x in timer.val],
-            "after_last_epoch_s": round(wall - timer.ends[-1], 3),
+            "after_last_epoch_s": round(after_last_epoch, 3),
         }
 
 

@@ -276,10 +276,7 @@ def _figures(study: optuna.Study, settings: Settings) -> dict[str, go.Figure]:
             "Optimisation history",
             lambda: vis.plot_optimization_history(study, target_name=target),
         ),
-        "importances": (
-            "Parameter importances (PED-ANOVA)",
-            lambda: vis.plot_param_importances(study, evaluator=_importance_evaluator()),
-        ),
+        "importances": ("Parameter importances", lambda: vis.plot_param_importances(study)),
         "parallel_coordinates": (
             "Parallel coordinates",
             lambda: vis.plot_parallel_coordinate(study, target_name=target),
@@ -309,20 +306,11 @@ def _no_complete(study: optuna.Study) -> str:
     return f"no complete trial yet ({n} trial{'s' * (n != 1)} so far, none trained to the end)"
 
 
-def _importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
-    """PED-ANOVA (Watanabe et al. 2023): the importances of the top trials' parameters, from
-    Parzen estimates in milliseconds; Optuna's default, fANOVA, fits a random forest and
-    imports scikit-learn, about 2 s of a report that should take one."""
-    return optuna.importance.PedAnovaImportanceEvaluator()
-
-
 def _top2(study: optuna.Study) -> list[str]:
     """The two most important parameters (the first two, when importances cannot be had)."""
     names = list(dict.fromkeys(k for t in study.trials for k in t.params))
     try:
-        ranked = list(
-            optuna.importance.get_param_importances(study, evaluator=_importance_evaluator())
-        )
+        ranked = list(optuna.importance.get_param_importances(study))
         names = ranked + [n for n in names if n not in ranked]
     except Exception:  # noqa: BLE001
         pass
