@@ -143,13 +143,44 @@ def step_overhead(steps: int = 500, batch: int = 32) -> dict:
         timer = EpochTimer()
         model.fit(x, y, batch_size=batch, epochs=4, callbacks=[timer], verbose=0)
         out[f"ms_per_step_spe{spe}"] = 1000 * statistics.median(timer.train[1:]) / steps
+    out.update(first_fit_seconds())
     return out
+
+
+def first_fit_seconds(rounds: int = 3) -> dict:
+    """Seconds of a first, tiny ``fit`` of the seed CNN (7 batches: almost all of it tracing) at
+    1 and at 8 steps per execution, alternating: what tracing the multi-step loop costs."""
+    import time
+
+    import keras
+    import numpy as np
+
+    from search.config import preset
+    from search.data import Split
+    from search.models import build_model
+    from search.training import compile_for_training, fit, steps_per_epoch
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+    split = Split(x, rng.integers(0, 10, 200), x[:64], rng.integers(0, 10, 64))
+    config = preset("seed").replace(epochs=1, train_size=200, val_size=64)
+    seconds: dict[int, list[float]] = {1: [], 8: []}
+    for _ in range(rounds):
+        for spe in seconds:
+            keras.backend.clear_session(free_memory=True)
+            model = build_model(config)
+            steps = steps_per_epoch(config, split)
+            tm = compile_for_training(model, config, steps, steps_per_execution=spe)
+            t0 = time.perf_counter()
+            fit(tm, config, split, verbose=False)
+            seconds[spe].append(round(time.perf_counter() - t0, 3))
+    return {f"seed_first_fit_s_spe{k}": v for k, v in seconds.items()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(REAL_ZIP))
-    p.add_argument("--presets", nargs="+", default=list(SIZES))
+    p.add_argument("--presets", nargs="*", default=list(SIZES), help="none: the overheads only")
     p.add_argument("--images", type=int, default=None, help="training images (default per preset)")
     p.add_argument("--epochs", type=int, default=None, help="timed epochs (default per preset)")
     p.add_argument("--rounds", type=int, default=3)

@@ -129,9 +129,11 @@ def _sublayers(layer: keras.layers.Layer):
         yield from _sublayers(sub)
 
 
-# Training steps per call into the compiled train function: one Python round trip (and one
-# round of per-batch callbacks) for this many batches. benchmarks/throughput.py chose it.
-STEPS_PER_EXECUTION = 8
+# Training steps per call into the compiled train function. 1: on this CPU, 8 saves 0.65-1.4 ms
+# of Keras' cost per step, but tracing its loop costs 0.3-0.7 s more (a first fit of the seed
+# CNN), a loss for trials under about 500-1,000 steps (benchmarks/throughput.py --presets with
+# no preset). Worth raising where steps are cheap and trials long (an accelerator).
+STEPS_PER_EXECUTION = 1
 
 
 def default_steps_per_execution(config: Config) -> int:

@@ -320,10 +320,7 @@ def _one_epoch_weights(config, split, steps_per_execution, callbacks=()):
 def test_several_steps_per_execution_train_the_same_weights_as_one():
     """Dropout, augmentation and a partial last call (5 batches of 32, 8 steps a call; 3 a
     call: 3 + 2): the same numbers as one step a call."""
-    from search.training import default_steps_per_execution
-
     c = TINY.replace(epochs=1)
-    assert default_steps_per_execution(c) > 1  # the loop's other tests run it this way
     split = tiny_split(n=160)
     _, one = _one_epoch_weights(c, split, 1)
     for n in (3, 8):
@@ -350,10 +347,12 @@ def test_ctrl_c_stops_the_run_at_the_end_of_the_call_it_came_in():
     assert PressCtrlC.calls == 1
 
 
-def test_callbacks_that_act_every_step_refuse_several_steps_per_call():
-    for c in (TINY.replace(lookahead=True), FAST_TINY.replace(whiten_bias_epochs=1)):
-        from search.training import default_steps_per_execution
+def test_callbacks_that_act_every_step_refuse_several_steps_per_call(monkeypatch):
+    from search import training
 
-        assert default_steps_per_execution(c) == 1
+    monkeypatch.setattr(training, "STEPS_PER_EXECUTION", 8)
+    assert training.default_steps_per_execution(TINY) == 8
+    for c in (TINY.replace(lookahead=True), FAST_TINY.replace(whiten_bias_epochs=1)):
+        assert training.default_steps_per_execution(c) == 1
         with pytest.raises(ValueError, match="steps_per_execution=1, not 4"):
             _one_epoch_weights(c, tiny_split(), 4)
