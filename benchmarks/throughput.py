@@ -204,9 +204,7 @@ def main() -> None:
             f"images/s, plain fit {f['plain_fit_train_images_per_s']:.0f}: ratio "
             f"{f['ratio_ours_to_plain']:.3f} (median of {a.rounds} rounds)",
             flush=True,
-        )
-    for name in a.presets:  # a real step of each preset, beside the overhead
-        f = figures[name]
+        )  # and a real step, beside the overhead:
         f["plain_fit_ms_per_step"] = 1000 * f["batch_size"] / f["plain_fit_train_images_per_s"]
     write(a.name, figures)
 

@@ -2,10 +2,10 @@
 
 Part 1, the breakdown: a study of one config (the space's base, trial 0) run through the real
 worker (``run_worker``) with timers around its steps: building the model (whitening
-included), the budget check (latency timing), compiling, the first epoch's tracing (its
-training and validation beyond a later epoch's), the epochs' training batches and
-validation (:class:`~search.callbacks.EpochTimer`), the storage's writes, and the rest (the
-sampler, the trial's bookkeeping, fit's own set-up). Spaces and fidelities as the search
+included), the budget check (latency timing), compiling, tracing the train and test steps
+(the first call into each, less a typical call), the epochs' training batches and validation
+(:class:`~search.callbacks.EpochTimer`), the storage's writes, ``fit``'s own set-up and
+callbacks, and the rest (the sampler, the trial's bookkeeping). Spaces and fidelities as the search
 uses them: ``spaces/seed.toml`` as the quick study (3,000 / 1,000 images, 3 epochs) and
 ``spaces/fast.toml`` at the first rung of the fast30 study (10,000 / 5,000, 2 epochs).
 
@@ -172,13 +172,16 @@ def breakdown(case: str, data: str) -> dict:
 
 def quick_study(tree: Path, data: str, results: Path) -> dict:
     """``cifar10-search start --quick`` from ``tree`` into ``results``: trials and wall time."""
+    from search.settings import QUICK
+
     env = {**os.environ, "CIFAR10_RESULTS": str(results), "CIFAR10_PROGRESS": "0"}
     env["PYTHONPATH"] = str(tree)
     cmd = [sys.executable, "-m", "search.cli", "start", "--quick", "--data", data, "--quiet"]
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
-    return {"seconds": round(wall, 1), "trials": 6, "trials_per_hour": round(6 * 3600 / wall, 1)}
+    n = QUICK["trials"]
+    return {"seconds": round(wall, 1), "trials": n, "trials_per_hour": round(n * 3600 / wall, 1)}
 
 
 def main() -> None:

@@ -1,9 +1,8 @@
 """Compile and fit a model from a config, with a per-epoch hook for the search's pruner.
 
 The loop is ``model.fit`` with a few callbacks, fed by :func:`~search.callbacks.pipelines`
-(no stall between epochs), and runs several steps per call where it can: faster than a plain
-``fit`` here (``benchmarks/throughput.py``). A NaN or infinite loss ends the run with status
-``diverged``.
+(no stall between epochs): faster than a plain ``fit`` here (``benchmarks/throughput.py``). A
+NaN or infinite loss ends the run with status ``diverged``.
 """
 
 from __future__ import annotations
