@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import REAL_ZIP, write  # noqa: E402
+from search.config import PRESETS  # noqa: E402
 
 # per preset: training images and timed epochs (an epoch takes several seconds: the seed
 # preset 156 batches of 32, the fast one 8 of 1024)
@@ -180,7 +181,13 @@ def first_fit_seconds(rounds: int = 3) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(REAL_ZIP))
-    p.add_argument("--presets", nargs="*", default=list(SIZES), help="none: the overheads only")
+    p.add_argument(
+        "--presets",
+        nargs="*",
+        default=list(SIZES),
+        choices=list(PRESETS),
+        help="none: the overheads only",
+    )
     p.add_argument("--images", type=int, default=None, help="training images (default per preset)")
     p.add_argument("--epochs", type=int, default=None, help="timed epochs (default per preset)")
     p.add_argument("--rounds", type=int, default=3)

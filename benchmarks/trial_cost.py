@@ -192,6 +192,8 @@ def main() -> None:
     p.add_argument("--before", default=None, help="git revision of the 'before' side")
     p.add_argument("--name", default="trial_cost", help="the JSON's name in results/benchmarks")
     a = p.parse_args()
+    if a.quick_rounds and a.before is None:  # before any measurement, so none is lost
+        p.error("--quick-rounds needs --before REV (the commit to compare with)")
     figures: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CIFAR10_RESULTS"] = str(Path(tmp) / "results")
@@ -200,8 +202,6 @@ def main() -> None:
             figures[case] = breakdown(case, a.data)
             print(case, figures[case]["trial_seconds"], figures[case]["seconds"], flush=True)
         if a.quick_rounds:
-            if a.before is None:
-                p.error("--quick-rounds needs --before REV (the commit to compare with)")
             before = Path(tmp) / "before"
             subprocess.run(
                 ["git", "worktree", "add", "--detach", str(before), a.before],

@@ -179,3 +179,15 @@ def test_throughput_times_both_sides_alike_on_a_model_of_known_cost(monkeypatch)
         assert all(0.2 <= s < 0.38 for s in f["train_seconds"][1:]), (name, f)
         assert all(0.2 <= s < 0.38 for s in f["val_seconds"][1:]), (name, f)
         assert 100 / 0.38 < f["train_images_per_s"] <= 100 / 0.2
+
+
+def test_benchmark_option_mistakes_are_refused_before_anything_is_measured(tmp_path):
+    absent = str(tmp_path / "absent.zip")
+    for args, message in (
+        (("benchmarks/throughput.py", "--presets", "nope"), "invalid choice: 'nope'"),
+        (("benchmarks/trial_cost.py", "--quick-rounds", "1"), "--quick-rounds needs --before"),
+    ):
+        r = run_script(*args, "--data", absent)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert message in r.stderr
+        assert "Traceback" not in r.stderr and "absent.zip" not in r.stderr
