@@ -39,6 +39,8 @@ def study_dir(name: str) -> Path:
 
 def redact(url: str) -> str:
     """A URL fit to print: without its password."""
+    if not is_database(url):
+        return url
     from sqlalchemy.engine import make_url
 
     try:

@@ -109,6 +109,34 @@ def test_pareto_front_keeps_ties_and_drops_dominated_points():
     assert plots.pareto_front([]) == []
 
 
+def test_importances_rank_the_parameter_that_matters_first():
+    rng = np.random.default_rng(0)
+    trials = []
+    for i in range(40):
+        lr = float(10 ** rng.uniform(-4, -1))
+        act = str(rng.choice(DISTS["activation"].choices))
+        value = 0.9 - 0.1 * abs(np.log10(lr) + 2.5) + rng.normal(0, 0.005)
+        trials.append(trial(i, value=value, params={"activation": act, "learning_rate": lr}))
+    study, _ = make_study("importances", trials)
+    info = plots.importances_info(study)
+    assert list(info) == ["learning_rate", "activation"], info
+    assert info["learning_rate"] > 0.5 and info["activation"] < 0.05, info
+    fig = plots.importances_figure(info)
+    assert list(fig.data[0].y) == ["activation", "learning_rate"]  # the largest at the top
+    with pytest.raises(ValueError, match="3 complete trials, the study has 2"):
+        plots.importances_info(make_study("two", trials[:2])[0])
+
+
+def test_omega_squared_discounts_chance_and_groups_missing_values():
+    y = np.array([0.1, 0.1, 0.1, 0.9, 0.9, 0.9])
+    assert plots.omega_squared(y, np.array([0, 0, 0, 1, 1, 1])) > 0.95
+    assert plots.omega_squared(y, np.array([0, 1, 0, 1, 0, 1])) == 0.0  # clipped, not negative
+    assert plots.omega_squared(y, np.zeros(6, int)) == 0.0  # one group
+    groups = plots._groups([None, 0.5, None, 0.1, 0.2, 0.3, 0.4], bins=2)
+    assert groups[0] == groups[2] and len(set(groups)) == 3  # not sampled: a group of its own
+    assert list(plots._groups(["a", "b", "a"], bins=2)) == [0, 1, 0]
+
+
 def test_learning_curves_show_pruned_trials_as_such():
     study, _ = mixed_study("curves")
     info = {c["number"]: c for c in plots.learning_curves_info(study)}

@@ -456,22 +456,25 @@ def _timed(*args: str) -> tuple[float, object]:
 
 
 def test_commands_that_need_no_model_answer_at_once_without_tensorflow(tiny_data, tmp_path):
-    """``status`` of a small study and a bad space file, as whole processes, against Python's
-    own start-up in the same run: well under TensorFlow's import (about 4 s here)."""
+    """``status`` and ``plots`` of a small study and a bad space file, as whole processes,
+    against Python's own start-up in the same run: well under TensorFlow's import (about 4 s
+    here); nor do they import what the figures never use (matplotlib, scikit-learn)."""
     run_study("prompt", tiny_data, trials=2, epochs=1, train=no_training)
     bad = tmp_path / "bad.toml"
     bad.write_text("[params.lr\n")
     probe = (
         "import sys; from search.cli import main; rc = main(sys.argv[1:]); "
-        "print('TF', 'tensorflow' in sys.modules, 'keras', 'keras' in sys.modules); sys.exit(rc)"
+        "print('TF', 'tensorflow' in sys.modules, 'keras', 'keras' in sys.modules, "
+        "'mpl', 'matplotlib' in sys.modules, 'sklearn', 'sklearn' in sys.modules); sys.exit(rc)"
     )
     base, _ = _timed("-c", "pass")
     for args, rc in (
         (["status", "--study", "prompt"], 0),
+        (["plots", "--study", "prompt"], 0),
         (["start", "--study", "bad", "--space", str(bad)], 2),
         (["predict", "--model", str(tmp_path / "none.onnx"), str(bad)], 2),
     ):
         seconds, r = _timed("-c", probe, *args)
         assert r.returncode == rc, r.stderr[-2000:]
-        assert "TF False keras False" in r.stdout, args
+        assert "TF False keras False mpl False sklearn False" in r.stdout, args
         assert seconds - base < 3.0, (args, seconds, base)  # the target is 1.5 s on an idle CPU
