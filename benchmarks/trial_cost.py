@@ -152,12 +152,13 @@ def breakdown(case: str, data: str) -> dict:
         "budget_check": sw.seconds["budget"],
         "compile": sw.seconds["compile"],
         "tracing_train_step": trace_train,
+        "epoch_start_stalls": sum(timer.stall),
         "training_epochs": sum(timer.train) - trace_train,
         "tracing_test_step": trace_test,
         "validation": sum(timer.val) - trace_test,
         "storage_writes": sw.seconds["storage"],
     }
-    fit_rest = sw.seconds["fit"] - sum(timer.train) - sum(timer.val)
+    fit_rest = sw.seconds["fit"] - sum(timer.stall) - sum(timer.train) - sum(timer.val)
     steps["fit_callbacks_and_setup"] = fit_rest
     steps["rest"] = wall - sum(steps.values())
     return {

@@ -228,22 +228,30 @@ class ProgressBars(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Seconds of each epoch's training batches (from the epoch's start to the start of its
-    validation, or to its end without one) and of its validation, apart: the one timer the
-    throughput benchmark gives both of its sides, so they are timed alike."""
+    """Each epoch's seconds in three parts: ``stall`` (from the epoch's start to its first
+    training batch: the data iterator's set-up, where Keras' autotuned pipelines can wait
+    seconds), ``train`` (from the first training batch to the start of validation, or to the
+    epoch's end without one) and ``val``. The one timer the throughput benchmark gives both of
+    its sides, so they are timed alike."""
 
     def __init__(self):
         super().__init__()
+        self.stall: list[float] = []
         self.train: list[float] = []
         self.val: list[float] = []
         self.ends: list[float] = []  # time.perf_counter() at each epoch's end
-        self._t0 = self._v0 = None
+        self._e0 = self._t0 = self._v0 = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t0, self._v0 = time.perf_counter(), None
+        self._e0, self._t0, self._v0 = time.perf_counter(), None, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._t0 is None and self._e0 is not None:
+            self._t0 = time.perf_counter()
+            self.stall.append(self._t0 - self._e0)
 
     def on_test_begin(self, logs=None):
-        if self._t0 is not None:  # validation inside fit, not a separate evaluate()
+        if self._t0 is not None and self._v0 is None:  # inside fit, not a separate evaluate()
             self._v0 = time.perf_counter()
             self.train.append(self._v0 - self._t0)
 
@@ -255,4 +263,4 @@ class EpochTimer(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
         if self._v0 is None and self._t0 is not None:
             self.train.append(self.ends[-1] - self._t0)
-        self._t0 = None
+        self._e0 = self._t0 = None

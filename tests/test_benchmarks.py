@@ -181,6 +181,31 @@ def test_throughput_times_both_sides_alike_on_a_model_of_known_cost(monkeypatch)
         assert 100 / 0.38 < f["train_images_per_s"] <= 100 / 0.2
 
 
+def test_the_epoch_timer_splits_an_epoch_into_stall_batches_and_validation():
+    """A stall before the first batch (as Keras' autotuned pipelines make) is counted apart
+    from the batches, and a second batch does not restart the clock."""
+    import time
+
+    from search.callbacks import EpochTimer
+
+    timer = EpochTimer()
+    for epoch, validate in ((0, True), (1, False)):
+        timer.on_epoch_begin(epoch)
+        time.sleep(0.05)
+        for batch in range(2):
+            timer.on_train_batch_begin(batch)
+            time.sleep(0.05)
+        if validate:
+            timer.on_test_begin()
+            time.sleep(0.03)
+            timer.on_test_end()
+        timer.on_epoch_end(epoch)
+    assert len(timer.stall) == len(timer.train) == 2 and len(timer.val) == 1
+    assert all(0.05 <= s < 0.09 for s in timer.stall), timer.stall
+    assert all(0.1 <= s < 0.14 for s in timer.train), timer.train
+    assert 0.03 <= timer.val[0] < 0.07, timer.val
+
+
 def test_benchmark_option_mistakes_are_refused_before_anything_is_measured(tmp_path):
     absent = str(tmp_path / "absent.zip")
     for args, message in (
