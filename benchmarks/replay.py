@@ -209,15 +209,15 @@ class RandomSearch(Method):
 class PromotionASHA(Method):
     """Promotion ASHA: pause at every rung; resume the :func:`next_promotion` first."""
 
-    def __init__(self, order, pool, max_epochs, *, r: int, eta: int):
+    def __init__(self, order, pool, max_epochs, *, r: int, eta: int, bootstrap: int = 0):
         super().__init__(order, pool, max_epochs)
-        self.eta, self.rungs = eta, rungs(r, eta, max_epochs)
+        self.eta, self.rungs, self.bootstrap = eta, rungs(r, eta, max_epochs), bootstrap
         self.entries: dict[tuple[int, int], Entry] = {}
         self.cfg: dict[int, int] = {}
         self.promoted: list[tuple[int, int]] = []  # (trial, from rung), in order
 
     def next_job(self) -> Job | None:
-        e = next_promotion(self.entries.values(), self.rungs, self.eta)
+        e = next_promotion(self.entries.values(), self.rungs, self.eta, self.bootstrap)
         if e is not None:
             self.entries[e.trial, e.rung] = replace(e, promoted=True)
             self.promoted.append((e.trial, e.rung))
@@ -391,6 +391,10 @@ def methods(max_epochs: int) -> dict[str, Callable[[list[int], list[Curve], str]
             out[f"asha_r{r}_eta{eta}"] = lambda o, p, s, r=r, eta=eta: PromotionASHA(
                 o, p, max_epochs, r=r, eta=eta
             )
+    for r, eta, boot in ((1, 3, 4), (1, 3, 6), (2, 3, 4), (2, 3, 5), (2, 3, 6), (2, 2, 4)):
+        out[f"asha_r{r}_eta{eta}_b{boot}"] = lambda o, p, s, r=r, eta=eta, b=boot: PromotionASHA(
+            o, p, max_epochs, r=r, eta=eta, bootstrap=b
+        )
     for boot in (2, 0):
         out[f"optuna_sh_stop_b{boot}"] = lambda o, p, s, boot=boot: StoppingSH(
             o, p, max_epochs, min_resource=2, eta=3, bootstrap=boot

@@ -42,8 +42,10 @@ METHODS = {
     # (min 2 epochs, factor 3, bootstrap 2) instead of training them in full
     "e_tpe5_asha": dict(sampler="tpe", pruner="asha", startup_trials=5),
     # (f) TPE with the promotion scheduler: configs pause at rungs 2 and 6 (factor 3) and the
-    # top third resume from their checkpoints (search/promotion.py)
-    "f_tpe_promote": dict(sampler="tpe", pruner="promote", first_rung=2, eta=3),
+    # top third resume from their checkpoints (search/promotion.py), the first promotion once
+    # 6 configs reached rung 2 (bootstrap 6: the replay's choice for this task; without it, in
+    # 5ba5812's run, (f) reached (c) in 20, 26 and 20 epochs)
+    "f_tpe_promote": dict(sampler="tpe", pruner="promote", first_rung=2, eta=3, bootstrap=6),
 }
 # the issue's target for (f): reach (c)'s final best within 16 epochs on every seed, and be
 # no worse than (d) at every epoch count from 16 on
@@ -115,6 +117,11 @@ def main() -> None:
         help="take the curves of the methods in this earlier output (same task) instead of "
         "running them again, e.g. results/benchmarks/search_efficiency.json",
     )
+    p.add_argument(
+        "--fresh",
+        default="",
+        help="methods to run again even where --reuse has their curves (comma-separated)",
+    )
     p.add_argument("--one", nargs=2, metavar=("METHOD", "SEED"), help=argparse.SUPPRESS)
     a = p.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="efficiency-")).resolve()
@@ -136,7 +143,7 @@ def main() -> None:
         (work / f"{method}-s{seed}.curve.json").write_text(json.dumps(run))
         return
     if a.reuse:
-        reuse(Path(a.reuse), work, task)
+        reuse(Path(a.reuse), work, task, skip=set(filter(None, a.fresh.split(","))))
     curves: dict[str, list] = {}
     seconds: dict[str, list] = {}  # each run's own wall time, also for runs resumed from --work
     for seed in range(a.seeds):
@@ -167,15 +174,17 @@ def main() -> None:
     plot(figures, path.with_suffix(".html"))
 
 
-def reuse(path: Path, work: Path, task: dict) -> None:
+def reuse(path: Path, work: Path, task: dict, skip: set[str] = frozenset()) -> None:
     """Write the curves of an earlier output into ``work`` as finished runs, so only the
-    methods it lacks are run; refused when it measured another task."""
+    methods it lacks (and those in ``skip``) are run; refused when it measured another task."""
     old = json.loads(path.read_text())["figures"]
     measured = {k: v for k, v in old["task"].items() if k != "seeds"}
     if measured != task:
         sys.exit(f"{path} measured the task {measured}, not {task}: nothing reused.")
     work.mkdir(parents=True, exist_ok=True)
     for method, m in old["methods"].items():
+        if method in skip:
+            continue
         for seed, (curve, secs) in enumerate(zip(m["curves"], m["wall_seconds"])):
             done = work / f"{method}-s{seed}.curve.json"
             if not done.exists():

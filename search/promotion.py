@@ -171,7 +171,9 @@ def promote_next(study: optuna.Study, settings, store=None, url: str | None = No
     levels = rung_list(settings)
     with study_lock(study):
         trials = study.get_trials(deepcopy=False)
-        e = schedule.next_promotion(entries(trials, store), levels, settings.eta)
+        # a study of fewer configs than the bootstrap promotes once they are all in
+        wait = min(settings.bootstrap, settings.trials)
+        e = schedule.next_promotion(entries(trials, store), levels, settings.eta, wait)
         if e is None:
             return None
         parent = trials[e.trial]

@@ -47,14 +47,18 @@ def _rank_key(e: Entry) -> tuple[bool, float, int]:
     return (nan, 0.0 if nan else -e.value, e.trial)  # best first; NaN last; ties: lower trial
 
 
-def next_promotion(entries: Iterable[Entry], rung_list: Sequence[int], eta: int) -> Entry | None:
+def next_promotion(
+    entries: Iterable[Entry], rung_list: Sequence[int], eta: int, bootstrap: int = 0
+) -> Entry | None:
     """The paused trial to resume next, or None (then start a new config).
 
     The rule: rungs are scanned from the top rung below ``rung_list[-1]`` (the maximum) down to
     the first. At a rung with ``n`` entries (every trial that reached it, promoted or not), the
     entries are ranked by value, best first, ties broken by the lower trial number, NaN below
     every number; the promotable ones are the first ``n // eta`` of that ranking (none while
-    ``n < eta``). The first rung that has a promotable entry not yet promoted and not NaN
+    ``n < eta``, nor at the first rung while ``n < bootstrap``: as Optuna's ``bootstrap_count``,
+    the first promotion waits for a wider choice, as a synchronous Hyperband bracket does).
+    The first rung that has a promotable entry not yet promoted and not NaN
     answers with the best such entry. Entries at other epochs (the maximum included) are
     ignored. Raises ValueError for a trial recorded twice at one rung.
 
@@ -73,6 +77,8 @@ def next_promotion(entries: Iterable[Entry], rung_list: Sequence[int], eta: int)
             by_rung[e.rung].append(e)
     for level in reversed(rung_list[:-1]):
         at = sorted(by_rung[level], key=_rank_key)
+        if level == rung_list[0] and len(at) < bootstrap:
+            continue
         for e in at[: len(at) // eta]:
             if not e.promoted and not math.isnan(e.value):
                 return e

@@ -33,6 +33,7 @@ ENGINES = ("optuna", "kerastuner")
 TUNERS = ("hyperband", "bayesian", "random")  # the KerasTuner engine's
 RESUMABLE = ("trials", "deadline", "epoch_budget")  # settings a resumed study may change
 
+BOOTSTRAP = 0  # promote: ASHA's own rule by default (the replay: no gain at r = 1)
 QUICK = dict(space="seed", trials=6, epochs=3, train_size=3000, val_size=1000)
 QUICK_STUDY = "quick"
 DEFAULTS: dict[str, Any] = dict(
@@ -50,6 +51,7 @@ DEFAULTS: dict[str, Any] = dict(
     startup_trials=10,
     first_rung=1,  # promote: the replay (benchmarks/replay.py) chose r = 1, eta = 3
     eta=3,
+    bootstrap=BOOTSTRAP,
 )
 # training state a pause cannot keep: refused with --pruner promote
 NOT_PAUSABLE = ("ema", "plateau", "early_stop")
@@ -86,6 +88,8 @@ class Settings:
     startup_trials: int = 10  # TPE's random start-up trials (Optuna's default; older studies)
     first_rung: int = 1  # promote: the first rung, in epochs
     eta: int = 3  # promote: the reduction factor (the top 1/eta of a rung go on)
+    bootstrap: int = 0  # promote: configs at the first rung before its first promotion (older
+    # studies: 0, ASHA's own rule)
 
     @classmethod
     def from_options(
@@ -145,6 +149,7 @@ class Settings:
             startup_trials=values["startup_trials"],
             first_rung=values["first_rung"],
             eta=values["eta"],
+            bootstrap=values["bootstrap"],
         )
 
     def space(self) -> Space:
@@ -178,6 +183,8 @@ def _check_promote(values: dict[str, Any], space: Space, base: Config) -> None:
         raise UserError(
             f"--eta must be at least 2 (the top 1/eta of a rung go on), got {values['eta']}."
         )
+    if values["bootstrap"] < 0:
+        raise UserError(f"--bootstrap must be 0 or more, got {values['bootstrap']}.")
     if not 1 <= values["first_rung"] <= base.epochs:
         raise UserError(
             f"--first-rung must be between 1 and the study's --epochs ({base.epochs}), got "

@@ -63,6 +63,7 @@ def made_study(name, values, url=None, **kw):
         (dict(first_rung=4), "--first-rung must be between 1 and the study's --epochs (3)"),
         (dict(first_rung=0), "--first-rung must be between 1"),
         (dict(engine="kerastuner"), "KerasTuner has its own"),
+        (dict(bootstrap=-1), "--bootstrap must be 0 or more, got -1"),
     ],
 )
 def test_bad_promote_options_are_refused_by_name(options, message):
@@ -94,6 +95,15 @@ def test_a_lost_resume_leaves_its_parent_promotable_and_is_not_retried():
     assert not study.get_trials(states=(TrialState.WAITING,))  # no retry queued
     assert 0 not in promoted(study.get_trials())
     assert promotion.promote_next(study, s) == 0  # resumed once more
+
+
+def test_bootstrap_waits_for_more_configs_but_never_past_the_studys_own():
+    study, s = made_study("boot", [0.5, 0.4, 0.3], bootstrap=4)
+    assert promotion.promote_next(study, s) is None  # 3 of the 4 wanted at rung 1
+    study.add_trial(segment(0.05, 0.6))
+    assert promotion.promote_next(study, s) == 3  # the best of four
+    small, s3 = made_study("boot3", [0.5, 0.4, 0.3], bootstrap=6, trials=3)
+    assert promotion.promote_next(small, s3) == 0  # a 3-config study waits for its 3 only
 
 
 def test_two_workers_racing_promote_a_segment_once(monkeypatch):

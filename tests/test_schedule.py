@@ -72,6 +72,17 @@ def test_nothing_promotable_with_fewer_than_eta_entries():
     assert next_promotion(at(2, 0.9, 0.8), [2, 6], 2) == Entry(0, 2, 0.9)
 
 
+def test_bootstrap_waits_for_that_many_entries_before_promoting():
+    es = at(2, 0.9, 0.8, 0.7)  # n = 3, eta 3: ASHA promotes the best at once
+    assert next_promotion(es, [2, 6], 3) == es[0]
+    assert next_promotion(es, [2, 6], 3, bootstrap=4) is None  # a wider choice first
+    es.append(Entry(3, 2, 0.95))  # the fourth: now the best of four goes
+    assert next_promotion(es, [2, 6], 3, bootstrap=4) == es[3]
+    assert next_promotion(at(2, 0.9), [2, 6], 2, bootstrap=1) is None  # eta's floor still holds
+    # rungs above the first: eta's rule alone (their entries were chosen already)
+    assert next_promotion(at(6, 0.9, 0.8, 0.7), [2, 6, 18], 3, bootstrap=4) == Entry(0, 6, 0.9)
+
+
 def test_the_top_rung_is_served_first():
     low = at(1, 0.9, 0.2, 0.3)  # trial 0 promotable at rung 1
     high = at(3, 0.4, 0.5, 0.45, first=10)  # trial 11 promotable at rung 3
@@ -129,6 +140,16 @@ def test_promotion_asha_by_hand_one_worker():
     assert math.isnan(curve[2][1]) and curve[3][1] == pytest.approx(0.6)
     assert curve[-1][1] == pytest.approx(0.7)
     assert trained == {0: 2, 1: 6, 2: 2, 3: 2, 4: 2, 5: 6}
+
+
+def test_promotion_asha_with_bootstrap_by_hand():
+    m = R.PromotionASHA(range(6), POOL, 6, r=2, eta=3, bootstrap=4)
+    curve, trained = R.simulate(m, workers=1, budget=20)
+    # a, b, c, d to 2 epochs; 4 at the rung: b (best of four) resumed; e, f: 6 at the rung,
+    # the top 2 are f and b: f resumed; the budget (20) is then spent
+    assert m.promoted == [(1, 2), (5, 2)]
+    assert [x for x, _ in curve] == [2, 4, 6, 8, 12, 14, 16, 20]
+    assert curve[4][1] == pytest.approx(0.6) and curve[-1][1] == pytest.approx(0.7)
 
 
 def test_promotion_asha_by_hand_two_workers():

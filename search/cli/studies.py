@@ -55,6 +55,13 @@ def start_parser() -> argparse.ArgumentParser:
         help=f"--pruner promote: rungs at R, R*eta, ...; the top 1/eta of a rung go on "
         f"(default {DEFAULTS['eta']})",
     )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        metavar="N",
+        help=f"--pruner promote: configs that reach the first rung before the first of them is "
+        f"promoted (default {DEFAULTS['bootstrap']}; 0: as soon as the top 1/eta holds one)",
+    )
     p.add_argument("--sampler", choices=SAMPLERS)
     p.add_argument(
         "--startup-trials",
