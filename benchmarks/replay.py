@@ -386,13 +386,11 @@ def methods(max_epochs: int) -> dict[str, Callable[[list[int], list[Curve], str]
     out: dict[str, Callable] = {
         "c_random": lambda o, p, s: RandomSearch(o, p, max_epochs),
     }
-    for r in (1, 2):
-        for eta in (2, 3, 4):
-            out[f"asha_r{r}_eta{eta}"] = lambda o, p, s, r=r, eta=eta: PromotionASHA(
-                o, p, max_epochs, r=r, eta=eta
-            )
-    for r, eta, boot in ((1, 3, 4), (1, 3, 6), (2, 3, 4), (2, 3, 5), (2, 3, 6), (2, 2, 4)):
-        out[f"asha_r{r}_eta{eta}_b{boot}"] = lambda o, p, s, r=r, eta=eta, b=boot: PromotionASHA(
+    asha = [(r, eta, 0) for r in (1, 2) for eta in (2, 3, 4)]  # bootstrap 0: ASHA's own rule
+    asha += [(1, 3, 4), (1, 3, 6), (2, 3, 4), (2, 3, 5), (2, 3, 6), (2, 2, 4)]
+    for r, eta, boot in asha:
+        name = f"asha_r{r}_eta{eta}" + (f"_b{boot}" if boot else "")
+        out[name] = lambda o, p, s, r=r, eta=eta, b=boot: PromotionASHA(
             o, p, max_epochs, r=r, eta=eta, bootstrap=b
         )
     for boot in (2, 0):

@@ -7,8 +7,8 @@ batch (the data iterator's set-up), its training batches, and its validation. Tw
 ``ratio_ours_to_plain`` over training batches only (the speed of a step: the same arithmetic on
 both sides, so it moves only with what the loop adds per step), and
 ``ratio_ours_to_plain_with_stalls`` over stall plus batches (what a user waits for: Keras'
-autotuned pipelines stall 0-5 s at the start of about half the epochs, at random, which our
-loop's pipelines do not). The first epoch (tracing) is left out on both sides, and so is
+autotuned pipelines stall 0-9 s before the first batch of about half the epochs, at random,
+which our loop's pipelines do not). The first epoch (tracing) is left out on both sides, and so is
 everything before it (building, compiling); what ``fit`` spends after its last epoch is
 reported beside (``after_last_epoch_s``). "ours" is :func:`search.training.fit` as a trial runs
 it; "plain" is ``model.fit(x, y, shuffle=True)`` compiled with Keras' defaults. Sides alternate

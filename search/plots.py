@@ -98,13 +98,12 @@ def _groups(values: list[Any], bins: int) -> np.ndarray:
 def omega_squared(y: np.ndarray, groups: np.ndarray) -> float:
     """Omega squared of ``y`` grouped by ``groups``, clipped to [0, 1]; 0 with one group or
     fewer observations than groups plus one."""
-    n, k = len(y), len(np.unique(groups))
-    total = float(((y - y.mean()) ** 2).sum())
+    labels, mean = np.unique(groups), y.mean()
+    n, k = len(y), len(labels)
+    total = float(((y - mean) ** 2).sum())
     if k < 2 or n <= k or total == 0.0:
         return 0.0
-    between = sum(
-        (groups == g).sum() * (y[groups == g].mean() - y.mean()) ** 2 for g in np.unique(groups)
-    )
+    between = sum((groups == g).sum() * (y[groups == g].mean() - mean) ** 2 for g in labels)
     within_mean = (total - between) / (n - k)
     return float(np.clip((between - (k - 1) * within_mean) / (total + within_mean), 0.0, 1.0))
 

@@ -33,7 +33,6 @@ ENGINES = ("optuna", "kerastuner")
 TUNERS = ("hyperband", "bayesian", "random")  # the KerasTuner engine's
 RESUMABLE = ("trials", "deadline", "epoch_budget")  # settings a resumed study may change
 
-BOOTSTRAP = 0  # promote: ASHA's own rule by default (the replay: no gain at r = 1)
 QUICK = dict(space="seed", trials=6, epochs=3, train_size=3000, val_size=1000)
 QUICK_STUDY = "quick"
 DEFAULTS: dict[str, Any] = dict(
@@ -51,7 +50,7 @@ DEFAULTS: dict[str, Any] = dict(
     startup_trials=10,
     first_rung=1,  # promote: the replay (benchmarks/replay.py) chose r = 1, eta = 3
     eta=3,
-    bootstrap=BOOTSTRAP,
+    bootstrap=0,  # promote: ASHA's own rule (the replay: at r = 1 a bootstrap only delays)
 )
 # training state a pause cannot keep: refused with --pruner promote
 NOT_PAUSABLE = ("ema", "plateau", "early_stop")
