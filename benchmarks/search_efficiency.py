@@ -124,6 +124,9 @@ def main() -> None:
     )
     p.add_argument("--one", nargs=2, metavar=("METHOD", "SEED"), help=argparse.SUPPRESS)
     a = p.parse_args()
+    unknown = sorted(set(filter(None, a.fresh.split(","))) - set(METHODS))
+    if unknown:
+        p.error(f"--fresh: unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     work = Path(a.work or tempfile.mkdtemp(prefix="efficiency-")).resolve()
     os.environ["CIFAR10_RESULTS"] = str(work)
     task = {

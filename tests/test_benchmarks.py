@@ -211,6 +211,10 @@ def test_benchmark_option_mistakes_are_refused_before_anything_is_measured(tmp_p
     for args, message in (
         (("benchmarks/throughput.py", "--presets", "nope"), "invalid choice: 'nope'"),
         (("benchmarks/trial_cost.py", "--quick-rounds", "1"), "--quick-rounds needs --before"),
+        (
+            ("benchmarks/search_efficiency.py", "--fresh", "f_tpe_promot"),
+            "unknown methods f_tpe_promot",
+        ),
     ):
         r = run_script(*args, "--data", absent)
         assert r.returncode == 2, r.stderr[-2000:]
