@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search import env
 from search.config import Config
 from search.errors import DataError, TestSplitGuardError
 
@@ -49,15 +50,6 @@ HOW_TO_POINT = (
     "(like cifar10-jpeg.zip), an .npz with x_train, y_train, x_test, y_test, or the "
     "cifar-10-batches-py folder."
 )
-
-
-def results_root() -> Path:
-    """Where outputs go: ``results/`` under the working directory, or ``CIFAR10_RESULTS``."""
-    return Path(os.environ.get("CIFAR10_RESULTS", "results"))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CIFAR10_CACHE") or results_root() / "cache")
 
 
 # --- sources ------------------------------------------------------------------------------
@@ -165,7 +157,7 @@ def search_guard() -> Iterator[None]:
 def _load(source: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
     if source.kind == "keras":
         return _from_keras(split)
-    cache = cache_dir() / f"cifar10-{source.kind}-{source.identity()}-{split}.npz"
+    cache = env.cache_dir() / f"cifar10-{source.kind}-{source.identity()}-{split}.npz"
     if cache.exists():
         try:
             with np.load(cache) as z:

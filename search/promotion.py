@@ -110,8 +110,12 @@ def entries(trials: list[FrozenTrial], store=None) -> list[schedule.Entry]:
     """Every finished segment's record at the rung it reached; with ``store``, one whose
     checkpoint is gone counts as promoted (it cannot be)."""
     going_on = promoted(trials)
-    if store is not None:
-        going_on |= {t.number for t in trials if not _available(store, t)}
+    if store is not None:  # only a paused segment not yet promoted can be chosen: look at those
+        going_on |= {
+            t.number for t in trials
+            if t.user_attrs.get(Attr.END) == End.PAUSED and t.number not in going_on
+            and not _available(store, t)
+        }  # fmt: skip
     out = []
     for t in trials:
         rung = t.user_attrs.get(Attr.RUNG)

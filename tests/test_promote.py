@@ -97,6 +97,27 @@ def test_a_lost_resume_leaves_its_parent_promotable_and_is_not_retried():
     assert promotion.promote_next(study, s) == 0  # resumed once more
 
 
+def test_a_paused_segment_whose_checkpoint_is_gone_is_passed_over():
+    """Only paused segments not yet promoted can be chosen, so only their checkpoints are
+    looked up (one lookup each, not one per segment of the study)."""
+    study, s = made_study("gone", [0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    study.add_trial(segment(1e-3, 0.6, rung=3, state=TrialState.COMPLETE, end=End.COMPLETE,
+                            **{Attr.RESUME_OF: 0}))  # fmt: skip
+    opened = []
+
+    class Store:
+        def open_reader(self, artifact):
+            opened.append(artifact)
+            if artifact == "ckpt-0.002":  # the second best's checkpoint was lost
+                raise FileNotFoundError(artifact)
+            return contextlib.nullcontext()
+
+    # trial 0 went on, so trial 1 is next in the top 6 // 3, but its checkpoint is gone
+    assert promotion.promote_next(study, s, store=Store()) is None
+    assert sorted(opened) == [f"ckpt-{1e-3 * i:g}" for i in range(2, 7)]
+    assert promotion.promote_next(study, s) == 1  # with its checkpoint there, it would go on
+
+
 def test_bootstrap_waits_for_more_configs_but_never_past_the_studys_own():
     study, s = made_study("boot", [0.5, 0.4, 0.3], bootstrap=4)
     assert promotion.promote_next(study, s) is None  # 3 of the 4 wanted at rung 1
