@@ -21,7 +21,7 @@ from search.config import Config
 from search.data import CLASSES, Source, search_guard, split_for
 from search.errors import UserError
 from search.evaluate import TTA_REPORTS, next_evaluation, tta_level, tta_scores
-from search.record import Attr, End, best_complete, end_of, lost_trials
+from search.record import BASE_CONFIG, Attr, End, best_complete, end_of, lost_trials
 from search.runs import evaluate_run, metrics_file, train_run, write_json
 from search.settings import load
 from search.storage import study_dir
@@ -83,28 +83,65 @@ def candidates(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     return out[:k]
 
 
+def base_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The space's base config as the study first trained it (trial 0 of a study that
+    queued it: the hand-tuned preset the space is centred on), if it trained within the
+    budget; None for a study without one."""
+    for t in study.get_trials(deepcopy=False):
+        trained = t.user_attrs.get(Attr.END) in (End.COMPLETE, End.PRUNED, End.PAUSED)
+        if t.user_attrs.get(Attr.ENQUEUED) == BASE_CONFIG and trained:
+            return t
+    return None
+
+
+def entrants(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The race's entrants: the top ``k`` complete trials, and the space's base config if it
+    is not one of them, whatever the search made of it. The search judged configs at a
+    fraction of the retrain's data and epochs, where a one-cycle schedule still at its high
+    learning rate looks worse than it ends; the race at full length keeps a search from
+    handing on a config that validation ranks below the one it started from."""
+    out = candidates(study, k)
+    base = base_trial(study)
+    keys = {json.dumps(t.user_attrs[Attr.CONFIG], sort_keys=True) for t in out}
+    if base is not None and json.dumps(base.user_attrs[Attr.CONFIG], sort_keys=True) not in keys:
+        out.append(base)
+    return out
+
+
+def searched(t: optuna.trial.FrozenTrial) -> str:
+    """What the search made of a trial, in words."""
+    if t.state == TrialState.COMPLETE:
+        return f"search value {t.value:.4f}"
+    step, value = max(t.intermediate_values.items(), default=(0, math.nan))
+    return f"stopped by the search at {value:.4f} after {step} epochs"
+
+
 def race(
     name: str, study: optuna.Study, settings, source: Source, *, k: int, epochs: int,
     verbose: bool = True,
 ) -> dict:  # fmt: skip
-    """Train each of the top ``k`` configs at the retrain's epochs on the train split and
-    score it on the validation images (with the TTA its config asks for): the winner goes on
-    to the retrain. Before the test set is touched, and it never is here (the search's
+    """Train each of the race's :func:`entrants` at the retrain's epochs on the train split
+    and score it on the validation images (with the TTA its config asks for): the winner goes
+    on to the retrain. Before the test set is touched, and it never is here (the search's
     guard). Resumable: finished candidates are kept in ``final/race/trial-N/``."""
     out = final_dir(name) / "race"
     rows = []
     with search_guard():
-        for t in candidates(study, k):
+        for t in entrants(study, k):
             config = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}")
             config = config.replace(epochs=epochs, train_size=None, val_size=settings.val_size)
             run = out / f"trial-{t.number}"
             scored = run / "race.json"
             if not scored.exists():
+                is_base = t.user_attrs.get(Attr.ENQUEUED) == BASE_CONFIG
                 if verbose:
-                    print(f"race: trial {t.number} (search value {t.value:.4f}), {run}", flush=True)
+                    what = "the space's base config, " if is_base else ""
+                    print(f"race: trial {t.number} ({what}{searched(t)}), {run}", flush=True)
                 if not (run / "train.json").exists():
                     train_run(config, source, run, verbose=verbose, extra={"race_of": name})
-                write_json(scored, {"trial": t.number, "search_value": t.value,
+                complete = t.state == TrialState.COMPLETE
+                write_json(scored, {"trial": t.number, "base": is_base,
+                                    "search_value": t.value if complete else None,
                                     **_validation_scores(run, config, source)})  # fmt: skip
             rows.append(json.loads(scored.read_text()))
     winner = max(rows, key=lambda r: (r["score"], -r["trial"]))
@@ -166,8 +203,9 @@ def retrain(
     raced = None
     if race_k is not None:
         raced = race(name, study, settings, source, k=race_k, epochs=n_epochs, verbose=verbose)
-        trial = raced["winner"]
-    t = pick_trial(study, trial)
+        t = study.get_trials(deepcopy=False)[raced["winner"]]  # the base config may win
+    else:
+        t = pick_trial(study, trial)
     searched = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}'s config")
     config = searched.replace(val_size=0, train_size=None, epochs=n_epochs)
     out = final_dir(name)
@@ -196,7 +234,7 @@ def retrain(
     write_json(out / "best_config.json", config.to_dict())
     if verbose:
         print(
-            f"retraining trial {t.number} (validation accuracy {t.value:.4f}) of study {name} "
+            f"retraining trial {t.number} ({searched(t)}) of study {name} "
             f"on all 50,000 training images: {n_epochs} epochs, seeds {plan['seeds']}",
             flush=True,
         )

@@ -46,7 +46,7 @@ class Attr:
     RSS_MB = "rss_mb"
     HOST = "host"
     PID = "pid"
-    ENQUEUED = "enqueued"
+    ENQUEUED = "enqueued"  # why the study queued it: BASE_CONFIG for the space's base config
     RETRY_OF = "retry_of"  # a lost trial's parameters, tried once more
     ENGINE = "engine"
     INITIAL_EPOCH = "initial_epoch"
@@ -56,6 +56,8 @@ class Attr:
     RUNG = "rung"  # the epoch this segment trains to
     CHECKPOINT = "checkpoint"  # the artifact holding a paused segment's training state
 
+
+BASE_CONFIG = "base config of the space"  # trial 0 of a new study (settings.create_or_resume)
 
 # Trials that count towards a study's target. Queued (WAITING) ones do not: the next worker to
 # ask for a trial takes them, within the target.

@@ -23,7 +23,7 @@ import optuna
 from search import budget
 from search.config import Config
 from search.errors import UserError
-from search.record import Attr, count_live, epochs_trained
+from search.record import BASE_CONFIG, Attr, count_live, epochs_trained
 from search.space import Space, load_space, parse_space
 from search.storage import open_storage, record_url, redact, storage_url
 
@@ -328,7 +328,7 @@ def create_or_resume(
         study.set_user_attr("created", time.time())
         if enqueue_seed:
             point = settings.space().base_point()
-            study.enqueue_trial(point, user_attrs={Attr.ENQUEUED: "base config of the space"})
+            study.enqueue_trial(point, user_attrs={Attr.ENQUEUED: BASE_CONFIG})
     settings.store(study)
     record_url(name, url)
     return study, settings

@@ -16,6 +16,7 @@ from search.cli import main
 from search.config import Config
 from search.data import resolve_source
 from search.errors import TestSplitGuardError, UserError
+from search.record import BASE_CONFIG, Attr
 from search.settings import Settings, create_or_resume, load
 from search.worker import run_worker
 
@@ -225,11 +226,24 @@ def test_test_images_do_not_influence_the_search(tmp_path):
 # --- the race -------------------------------------------------------------------------------
 
 
-def raced_study(name="race"):
-    """Three complete trials of three learning rates, searched values 0.6 > 0.5 > 0.4."""
+def raced_study(name="race", base_end=None):
+    """Three complete trials of three learning rates, searched values 0.6 > 0.5 > 0.4; with
+    ``base_end``, first the space's base config (learning rate 0.02) ended that way after
+    one epoch at 0.1, as a study queues it."""
     s = settings()
     study, _ = create_or_resume(name, None, s, given=set(), enqueue_seed=False)
     dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+    if base_end is not None:
+        study.add_trial(
+            create_trial(
+                state=TrialState.PRUNED,
+                params={"learning_rate": 0.02},
+                distributions=dist,
+                intermediate_values={1: 0.1},
+                user_attrs={"config": s.base().replace(learning_rate=0.02).to_dict(),
+                            "end": base_end, Attr.ENQUEUED: BASE_CONFIG},
+            )
+        )  # fmt: skip
     for lr, value in ((0.003, 0.6), (0.01, 0.5), (0.001, 0.4)):
         study.add_trial(
             create_trial(
@@ -269,6 +283,43 @@ def test_the_race_picks_by_validation_and_never_loads_the_test_split(tiny_data, 
     assert main(["test", "--study", "race", "--data", str(tiny_data)]) == 0
     metrics = json.loads((out / "test_metrics.json").read_text())
     assert metrics["race"]["winner"] == 1 and metrics["trial"] == 1
+
+
+def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, monkeypatch):
+    """The search stopped the base config after one epoch (a schedule still high there), yet
+    at the retrain's length it validates best: the race lets it win, and it is retrained."""
+    raced_study(base_end="paused")
+    trained = []
+
+    def train_run(config, source, run, **kw):  # records what it trained, in place of training
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train.json").write_text('{"train_images": 200, "val_images": 100}')
+        trained.append(config.learning_rate)
+
+    monkeypatch.setattr(final, "train_run", train_run)
+
+    def scores(run, config, source):
+        return {"score": {0.003: 0.50, 0.01: 0.70, 0.02: 0.80}[config.learning_rate]}
+
+    monkeypatch.setattr(final, "_validation_scores", scores)
+    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2, verbose=False)
+    plan = json.loads((out / "retrain.json").read_text())
+    rows = {r["trial"]: r for r in plan["race"]["candidates"]}
+    assert sorted(rows) == [0, 1, 2] and rows[0]["base"] and not rows[1]["base"]
+    assert rows[0]["search_value"] is None and rows[1]["search_value"] == 0.6
+    assert plan["race"]["winner"] == 0 and plan["trial"] == 0
+    assert trained == [0.003, 0.01, 0.02, 0.02]  # the race's three, then the base config
+
+
+@pytest.mark.parametrize(
+    "end, raced",
+    [("over_budget", [1, 2]), ("diverged", [1, 2]), ("error", [1, 2]), ("pruned", [1, 2, 0]),
+     ("paused", [1, 2, 0])],
+)  # fmt: skip
+def test_the_base_config_enters_the_race_only_if_it_trained_within_budget(end, raced):
+    study = raced_study(base_end=end)
+    assert [t.number for t in final.entrants(study, 2)] == raced
+    assert [t.number for t in final.entrants(study, 3)] == [1, 2, 3] + raced[2:]
 
 
 @pytest.mark.parametrize(
