@@ -108,7 +108,7 @@ def entrants(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     return out
 
 
-def searched(t: optuna.trial.FrozenTrial) -> str:
+def search_outcome(t: optuna.trial.FrozenTrial) -> str:
     """What the search made of a trial, in words."""
     if t.state == TrialState.COMPLETE:
         return f"search value {t.value:.4f}"
@@ -136,7 +136,7 @@ def race(
                 is_base = t.user_attrs.get(Attr.ENQUEUED) == BASE_CONFIG
                 if verbose:
                     what = "the space's base config, " if is_base else ""
-                    print(f"race: trial {t.number} ({what}{searched(t)}), {run}", flush=True)
+                    print(f"race: trial {t.number} ({what}{search_outcome(t)}), {run}", flush=True)
                 if not (run / "train.json").exists():
                     train_run(config, source, run, verbose=verbose, extra={"race_of": name})
                 complete = t.state == TrialState.COMPLETE
@@ -234,7 +234,7 @@ def retrain(
     write_json(out / "best_config.json", config.to_dict())
     if verbose:
         print(
-            f"retraining trial {t.number} ({searched(t)}) of study {name} "
+            f"retraining trial {t.number} ({search_outcome(t)}) of study {name} "
             f"on all 50,000 training images: {n_epochs} epochs, seeds {plan['seeds']}",
             flush=True,
         )

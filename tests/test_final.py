@@ -285,7 +285,7 @@ def test_the_race_picks_by_validation_and_never_loads_the_test_split(tiny_data, 
     assert metrics["race"]["winner"] == 1 and metrics["trial"] == 1
 
 
-def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, monkeypatch):
+def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, monkeypatch, capsys):
     """The search stopped the base config after one epoch (a schedule still high there), yet
     at the retrain's length it validates best: the race lets it win, and it is retrained."""
     raced_study(base_end="paused")
@@ -299,10 +299,17 @@ def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, m
     monkeypatch.setattr(final, "train_run", train_run)
 
     def scores(run, config, source):
-        return {"score": {0.003: 0.50, 0.01: 0.70, 0.02: 0.80}[config.learning_rate]}
+        score = {0.003: 0.50, 0.01: 0.70, 0.02: 0.80}[config.learning_rate]
+        return {"score": score, "scored_as": "plain"}
 
     monkeypatch.setattr(final, "_validation_scores", scores)
-    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2, verbose=False)
+    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2)
+    said = capsys.readouterr().out
+    assert (
+        "race: trial 0 (the space's base config, stopped by the search at 0.1000 after 1 " in said
+    )
+    assert "race: trial 1 (search value 0.6000)" in said and "race: trial 0 wins" in said
+    assert "retraining trial 0 (stopped by the search at 0.1000 after 1 epochs)" in said
     plan = json.loads((out / "retrain.json").read_text())
     rows = {r["trial"]: r for r in plan["race"]["candidates"]}
     assert sorted(rows) == [0, 1, 2] and rows[0]["base"] and not rows[1]["base"]
