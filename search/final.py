@@ -60,6 +60,11 @@ def pick_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     )
 
 
+def _config_key(t: optuna.trial.FrozenTrial) -> str:
+    """A trial's whole config as one string: trials with the same key train the same model."""
+    return json.dumps(t.user_attrs[Attr.CONFIG], sort_keys=True)
+
+
 def candidates(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     """The top ``k`` complete trials by the search's value, one per config (the earlier of a
     tie); refused when the study has fewer."""
@@ -71,7 +76,7 @@ def candidates(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     )
     seen, out = set(), []
     for t in done:
-        key = json.dumps(t.user_attrs[Attr.CONFIG], sort_keys=True)
+        key = _config_key(t)
         if key not in seen:
             seen.add(key)
             out.append(t)
@@ -102,8 +107,7 @@ def entrants(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     handing on a config that validation ranks below the one it started from."""
     out = candidates(study, k)
     base = base_trial(study)
-    keys = {json.dumps(t.user_attrs[Attr.CONFIG], sort_keys=True) for t in out}
-    if base is not None and json.dumps(base.user_attrs[Attr.CONFIG], sort_keys=True) not in keys:
+    if base is not None and _config_key(base) not in {_config_key(t) for t in out}:
         out.append(base)
     return out
 
