@@ -54,12 +54,12 @@ F_TARGET_EPOCHS = 16
 
 def anytime(trials) -> list[tuple[int, float]]:
     """(cumulative epochs, best complete value so far) after each trial, in finishing order."""
-    from search.record import Attr
+    from search.record import trial_epochs
 
     done = sorted((t for t in trials if t.datetime_complete), key=lambda t: t.datetime_complete)
     out, epochs, best = [], 0, float("nan")
     for t in done:
-        epochs += int(t.user_attrs.get(Attr.EPOCHS, 0))
+        epochs += trial_epochs(t)
         if t.state.name == "COMPLETE" and t.value is not None:
             best = t.value if not best == best else max(best, t.value)
         out.append((epochs, best))

@@ -21,7 +21,7 @@ from search.errors import ConfigError
 FAMILIES = ("seed_cnn", "resnet", "fast")
 ACTIVATIONS = ("gelu", "leaky_relu", "elu", "relu")
 OPTIMIZERS = ("adamax", "rmsprop", "sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "wsd")
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,12 @@ class Config:
     label_smoothing: float = 0.0
     batch_size: int = 32  # Keras' fit default; the seed CNN learns far faster per epoch at 32
     epochs: int = 10
-    schedule: str = "constant"  # constant | step | cosine | onecycle
+    schedule: str = "constant"  # constant | step | cosine | onecycle | wsd
     warmup: float = 0.0  # fraction of the steps spent warming up (onecycle: where the peak is)
+    # wsd (warmup-stable-decay): the fraction of a run's steps at its end spent decaying the
+    # learning rate linearly to 0; a promote study scores each rung on a cooldown branch of
+    # the same fraction (search.training.cooldown_steps)
+    cooldown: float = 0.2
     plateau: bool = False  # ReduceLROnPlateau on validation loss
     early_stop: int = 0  # patience in epochs on validation accuracy; 0: off
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0: off
@@ -99,6 +103,7 @@ class Config:
         _check_range("dense_units", self.dense_units, 0, 100_000)
         for name in ("dropout1", "dropout2", "dropout3", "dense_dropout", "label_smoothing"):
             _check_range(name, getattr(self, name), 0.0, 0.95)
+        _check_range("cooldown", self.cooldown, 0.01, 0.9)
         for name in ("aug_strength", "warmup", "momentum", "bn_momentum"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         _check_range("ema", self.ema, 0.0, 0.99999)

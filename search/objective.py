@@ -63,6 +63,11 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def steps_per_epoch(config: Config, split: Split | None) -> int:
+    n = len(split.x_train) if split is not None else (config.train_size or 1)
+    return max(1, math.ceil(n / config.batch_size))
+
+
 def _default_train(*args: Any, **kwargs: Any) -> Any:
     from search.training import train
 
@@ -107,17 +112,29 @@ class Objective:
                 return self.conclude(trial, r, t0)
             state = Path(tmp) / "state"
             config, model = (self.resume if resuming else self.prepare)(trial, t0, state=state)
+            rung = trial.user_attrs[Attr.RUNG]
             r = self.train(
                 model,
                 config,
                 self.split,
-                on_epoch=self.reporter(trial),
+                on_epoch=self.reporter(trial, scored_later=self._branches_at(config, rung)),
                 verbose=False,
                 backup_dir=state,
-                pause_at=trial.user_attrs[Attr.RUNG],
+                pause_at=rung,
                 **bars,
             )
+            if getattr(r, "rung_value", None) is not None:  # a wsd rung: its cooldown branch
+                trial.report(r.rung_value, r.epochs)
+                steps = steps_per_epoch(config, self.split)
+                trial.set_user_attr(Attr.COOLDOWN_EPOCHS, round(r.cooldown_steps / steps, 4))
             return self.conclude(trial, r, t0, state=state)
+
+    def _branches_at(self, config: Config, rung: int) -> int | None:
+        """The rung epoch whose score a cooldown branch gives (wsd), else None."""
+        from search.training import cooldown_steps
+
+        steps = steps_per_epoch(config, self.split)
+        return rung if rung < self.settings.epochs and cooldown_steps(config, rung, steps) else None
 
     @property
     def promoting(self) -> bool:
@@ -192,16 +209,19 @@ class Objective:
         gc.collect()
         return build_model(config, whiten_images=self.split.x_train)
 
-    def reporter(self, trial: optuna.Trial) -> Callable[[int, dict[str, float]], bool]:
+    def reporter(
+        self, trial: optuna.Trial, scored_later: int | None = None
+    ) -> Callable[[int, dict[str, float]], bool]:
         """The per-epoch hook: report validation accuracy, say whether to prune. Never after
         the study's last epoch: that training is paid for, and a pruner with a rung there
         (Hyperband from 1 epoch by factor 3 has rungs at 3 and 9) would record a trial that
-        trained every epoch as pruned, its result lost to the best-trial choice."""
+        trained every epoch as pruned, its result lost to the best-trial choice.
+        ``scored_later``: an epoch not reported here (its cooldown branch's score is)."""
         last = self.settings.epochs
 
         def report(epoch: int, logs: dict[str, float]) -> bool:
             value = float(logs.get("val_accuracy", float("nan")))
-            if math.isfinite(value):
+            if math.isfinite(value) and epoch != scored_later:
                 trial.report(value, epoch)
             return epoch < last and trial.should_prune()
 

@@ -55,6 +55,9 @@ class Attr:
     START = "start_epoch"  # epochs its config had trained before this segment
     RUNG = "rung"  # the epoch this segment trains to
     CHECKPOINT = "checkpoint"  # the artifact holding a paused segment's training state
+    # wsd: the epochs (a fraction) of the cooldown branch that scored the segment's rung; its
+    # intermediate value at the rung epoch is the branch's score, not the trunk's
+    COOLDOWN_EPOCHS = "cooldown_epochs"
 
 
 BASE_CONFIG = "base config of the space"  # trial 0 of a new study (settings.create_or_resume)
@@ -134,8 +137,17 @@ def count_live(study: optuna.Study, before: int | None = None) -> int:
     return sum(1 for t in trials if is_new_config(t) and (before is None or t.number < before))
 
 
-def epochs_trained(trials: list[FrozenTrial]) -> int:
-    return sum(int(t.user_attrs.get(Attr.EPOCHS, 0)) for t in trials)
+def epochs_trained(trials: list[FrozenTrial]) -> int | float:
+    """Epochs trained by these trials, cooldown branches included (each counted once): an
+    int unless a branch made it a fraction."""
+    total = sum(trial_epochs(t) for t in trials)
+    return int(total) if float(total).is_integer() else round(total, 2)
+
+
+def trial_epochs(t: FrozenTrial) -> int | float:
+    """Epochs one trial trained: its epochs, plus its cooldown branch's (wsd rungs)."""
+    epochs = int(t.user_attrs.get(Attr.EPOCHS, 0))
+    return epochs + float(t.user_attrs.get(Attr.COOLDOWN_EPOCHS, 0) or 0) or epochs
 
 
 def best_complete(study: optuna.Study) -> FrozenTrial:

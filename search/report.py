@@ -57,7 +57,7 @@ class Tally:
     trials: int = 0
     by_state: dict[str, int] = field(default_factory=dict)
     by_end: dict[str, int] = field(default_factory=dict)
-    epochs_trained: int = 0
+    epochs_trained: int | float = 0
     finished: int = 0  # complete or pruned (over-budget ones included)
     epochs_saved_by_pruning: int = 0
     epochs_saved_by_budget_checks: int = 0

@@ -39,15 +39,34 @@ EpochHook = Callable[[int, dict[str, float]], bool]
 
 @keras.saving.register_keras_serializable(package="search")
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Learning rate by step: constant, step (x0.1 at 50% and 75%), cosine or one-cycle.
+    """Learning rate by step: constant, step (x0.1 at 50% and 75%), cosine, one-cycle or wsd.
 
     ``warmup`` is the fraction of steps spent rising linearly to the peak (for one-cycle, where
     the peak is; it starts at 0.2x and ends at 0.07x the peak, as airbench's triangle). All
     shapes are fractions of ``total_steps``, so a longer run stretches the same schedule.
+
+    ``wsd`` (warmup-stable-decay; Hägele et al. 2024): after the warmup the peak holds until
+    step ``decay_start`` (default: the last ``cooldown`` fraction of the run) and then falls
+    linearly to 0 at ``decay_end`` (default: the run's end). The trunk before the decay does
+    not depend on where the decay starts, so a run paused at any epoch can be scored on a
+    short cooldown branch (:func:`cooldown_branch` moves the decay) and resumed on the trunk.
     """
 
-    def __init__(self, kind: str, peak: float, total_steps: int, warmup: float = 0.0):
+    def __init__(
+        self,
+        kind: str,
+        peak: float,
+        total_steps: int,
+        warmup: float = 0.0,
+        cooldown: float = 0.2,
+        decay_start: int | None = None,
+        decay_end: int | None = None,
+    ):
         self.kind, self.peak, self.total_steps, self.warmup = kind, peak, total_steps, warmup
+        self.cooldown = cooldown
+        default_start = round((1.0 - cooldown) * total_steps)
+        self.decay_start = default_start if decay_start is None else decay_start
+        self.decay_end = total_steps if decay_end is None else decay_end
 
     def __call__(self, step):
         ops = keras.ops
@@ -63,6 +82,10 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
             shape = 0.5 * (1.0 + ops.cos(math.pi * p))
         elif self.kind == "step":
             shape = ops.where(t < 0.5, 1.0, ops.where(t < 0.75, 0.1, 0.01))
+        elif self.kind == "wsd":
+            a, b = float(self.decay_start), float(self.decay_end)
+            s = ops.cast(step, "float32")
+            shape = ops.clip((b - s) / max(b - a, 1.0), 0.0, 1.0)
         else:
             shape = ops.ones_like(t)
         if w > 0:
@@ -75,6 +98,9 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
             "peak": self.peak,
             "total_steps": self.total_steps,
             "warmup": self.warmup,
+            "cooldown": self.cooldown,
+            "decay_start": self.decay_start,
+            "decay_end": self.decay_end,
         }
 
 
@@ -84,7 +110,9 @@ def make_optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimiz
     lr = (
         config.learning_rate
         if config.plateau
-        else Schedule(config.schedule, config.learning_rate, total_steps, config.warmup)
+        else Schedule(
+            config.schedule, config.learning_rate, total_steps, config.warmup, config.cooldown
+        )
     )
     common = dict(
         learning_rate=lr,
@@ -175,6 +203,10 @@ class RunResult:
     epochs: int  # epochs trained in this run, resumed ones included
     seconds: float  # training wall time (fit only, no setup)
     history: dict[str, list[float]] = field(default_factory=dict)
+    # a wsd run paused before its decay: the validation accuracy after a cooldown branch from
+    # the pause (what the run would score had it ended there), and the branch's length
+    rung_value: float | None = None
+    cooldown_steps: int = 0
 
     @property
     def val_accuracy(self) -> float | None:
@@ -339,6 +371,7 @@ def fit(
         state = Path(backup_dir) / "lookahead.npz" if backup_dir is not None else None
         total = steps_per_epoch(config, split) * config.epochs
         callbacks.append(Lookahead(total, state_file=state, pausing=pausing))
+    keepers = list(callbacks)  # what a cooldown branch drives by hand, step by step
     if backup_dir is not None:
         Path(backup_dir).mkdir(parents=True, exist_ok=True)
         callbacks.append(
@@ -389,4 +422,73 @@ def fit(
         status = "paused"
     if verbose and status not in ("complete", "paused"):
         print(f"training ended: {status} after epoch {watch.epochs}", file=sys.stderr, flush=True)
-    return RunResult(status=status, epochs=watch.epochs, seconds=seconds, history=history)
+    result = RunResult(status=status, epochs=watch.epochs, seconds=seconds, history=history)
+    if status == "paused" and cooldown_steps(config, watch.epochs, len(order)):
+        t1 = time.perf_counter()
+        result.rung_value, result.cooldown_steps = cooldown_branch(
+            train_model, config, split, order, keepers, watch.epochs
+        )
+        result.seconds += time.perf_counter() - t1
+        if verbose:
+            say(
+                f"cooldown branch at epoch {watch.epochs}: {result.cooldown_steps} steps, "
+                f"val_accuracy {result.rung_value:.4f}"
+            )
+    return result
+
+
+def cooldown_steps(config: Config, epoch: int, steps: int) -> int:
+    """The length of a wsd run's cooldown branch from the end of ``epoch`` (``steps`` per
+    epoch): ``cooldown / (1 - cooldown)`` of the steps so far, so the branch ends a
+    warmup-stable-decay run of ``epoch / (1 - cooldown)`` epochs whose last ``cooldown``
+    fraction decays. 0 where none is run: another schedule, or a trunk already decaying."""
+    if config.schedule != "wsd":
+        return 0
+    start = epoch * steps
+    if start >= round((1.0 - config.cooldown) * config.epochs * steps):
+        return 0
+    return max(1, round(config.cooldown / (1.0 - config.cooldown) * start))
+
+
+def cooldown_branch(
+    train_model: keras.Model,
+    config: Config,
+    split: Split,
+    order: EpochOrder,
+    keepers: list[keras.callbacks.Callback],
+    epoch: int,
+) -> tuple[float, int]:
+    """Score a wsd run paused after ``epoch`` as if it ended there: train on for
+    :func:`cooldown_steps` steps with the learning rate falling linearly from the peak to 0,
+    then validate. It changes the model in memory only: the pause's checkpoint (written by
+    ``fit`` before this) is what a promotion resumes, so nothing of the branch leaks into the
+    continued run. ``keepers``: the run's state callbacks (data order and random draws by
+    epoch, the whitening-bias freeze, lookahead, which ends the branch on its slow copy as a
+    run's end does), driven here batch by batch as ``fit`` drives them."""
+    spe = len(order)
+    length = cooldown_steps(config, epoch, spe)
+    start = epoch * spe
+    schedule = train_model.optimizer._learning_rate  # Keras keeps the schedule object here
+    assert isinstance(schedule, Schedule), schedule
+    schedule.decay_start, schedule.decay_end = start, start + length
+    train_model.train_function = None  # traced with the old decay: trace again
+    for cb in keepers:
+        if isinstance(cb, Lookahead):
+            cb.total = start + length  # averaging ramps up to the branch's end
+    done, e = 0, epoch
+    while done < length:
+        for cb in keepers:
+            cb.on_epoch_begin(e)
+        order.on_epoch_begin()
+        for i in range(min(spe, length - done)):
+            x, y = order[i]
+            train_model.train_on_batch(x, y)
+            for cb in keepers:
+                cb.on_train_batch_end(i)
+            done += 1
+        e += 1
+    scores = train_model.evaluate(
+        split.x_val, one_hot(split.y_val), batch_size=config.batch_size, verbose=0,
+        return_dict=True,
+    )  # fmt: skip
+    return float(scores["accuracy"]), length

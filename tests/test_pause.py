@@ -63,3 +63,33 @@ def test_paused_and_resumed_equals_straight_through(family, tmp_path):
     np.testing.assert_allclose(first.history["loss"], s.history["loss"][:2], rtol=1e-5)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", sorted(CONFIGS))
+def test_a_wsd_run_scored_on_a_cooldown_branch_at_its_pause_resumes_as_if_never_branched(
+    family, tmp_path
+):
+    """The branch trains the model in memory after the pause's checkpoint was written: the
+    resumed run ends exactly where one straight through (no branch) ends."""
+    config = CONFIGS[family].replace(schedule="wsd", cooldown=0.3, warmup=0.1)
+    split = tiny_split()
+    straight, (s,) = run(config, split, tmp_path / "a")
+    resumed, (first, second) = run(config, split, tmp_path / "b", pause_at=1)
+    assert first.status == "paused" and first.cooldown_steps == 2  # 0.3 / 0.7 of 4 steps
+    assert first.rung_value is not None and 0.0 <= first.rung_value <= 1.0
+    assert second.status == "complete" and second.rung_value is None  # the end is no branch
+    np.testing.assert_allclose(
+        second.history["val_accuracy"], s.history["val_accuracy"][1:], atol=1e-6
+    )
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_the_cooldown_branch_scores_the_decayed_weights_not_the_trunk(tmp_path):
+    """At a high constant learning rate the branch's score differs from the trunk's epoch
+    score: it validates after the decay (and, with lookahead, on the slow copy)."""
+    config = CONFIGS["fast"].replace(schedule="wsd", cooldown=0.5, learning_rate=3.0)
+    split = tiny_split()
+    _, (first, _) = run(config, split, tmp_path, pause_at=1)
+    assert first.cooldown_steps == 4  # 0.5 / 0.5 of the 4 steps so far
+    assert first.rung_value != pytest.approx(first.history["val_accuracy"][-1], abs=1e-9)

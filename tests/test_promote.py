@@ -15,7 +15,7 @@ from optuna.trial import TrialState, create_trial
 from search import promotion
 from search.data import resolve_source
 from search.errors import UserError
-from search.record import Attr, End, ends, promoted
+from search.record import Attr, End, ends, epochs_trained, promoted
 from search.report import summary, trials_frame
 from search.settings import Settings, create_or_resume, load
 from search.storage import retry_once
@@ -266,3 +266,31 @@ def test_ctrl_c_during_a_resume_then_start_again_keeps_the_paused_configs(tiny_d
     again = [t for t in trials if t.user_attrs.get(Attr.RESUME_OF) == parent]
     assert [t.state for t in again] == [TrialState.FAIL, TrialState.COMPLETE]
     assert sum(Attr.RESUME_OF not in t.user_attrs for t in trials) == 6
+
+
+def test_a_wsd_study_ranks_each_rung_by_its_cooldown_branch(tiny_data, tmp_path):
+    """With schedule = "wsd" a segment's value at its rung is the cooldown branch's score
+    (not the trunk's epoch), promotion follows it, and the branch's epochs are counted."""
+    space = tmp_path / "wsd.toml"
+    space.write_text(TINY_SPACE.read_text().replace("[fixed]", '[fixed]\nschedule = "wsd"'))
+    s = settings(space=str(space))  # 6 configs, 3 epochs: rungs at 1 and 3
+
+    def branching_train(model, config, split, **kw):
+        r = fake_train(model, config, split, **kw)
+        if r.status == "paused":  # the trunk ranks by lr; the branch the other way round
+            r.rung_value, r.cooldown_steps = 0.9 - config.learning_rate * 5, 2
+        return r
+
+    create_or_resume("wsdp", None, s, given=set(), enqueue_seed=True)
+    run_worker("wsdp", None, resolve_source(tiny_data), train=branching_train)
+    study, _ = load("wsdp")
+    trials = study.get_trials()
+    firsts = [t for t in trials if Attr.RESUME_OF not in t.user_attrs]
+    for t in firsts:
+        lr = t.user_attrs[Attr.CONFIG]["learning_rate"]
+        assert t.intermediate_values == {1: pytest.approx(0.9 - lr * 5)}
+        assert t.user_attrs[Attr.COOLDOWN_EPOCHS] == pytest.approx(2 / 7, abs=1e-4)  # 7 steps
+    by_branch = sorted(firsts, key=lambda t: (-t.intermediate_values[1], t.number))
+    resumed = {t.user_attrs[Attr.RESUME_OF] for t in trials if Attr.RESUME_OF in t.user_attrs}
+    assert {t.number for t in by_branch[:2]} <= resumed
+    assert epochs_trained(trials) == pytest.approx(6 + 2 * len(resumed) + 6 * 2 / 7, abs=0.01)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import make_arrays
 
-from search.config import Config
+from search.config import Config, preset
 from search.data import Split
 from search.errors import ConfigError
 from search.models import build_model
@@ -356,3 +356,24 @@ def test_callbacks_that_act_every_step_refuse_several_steps_per_call(monkeypatch
         assert training.default_steps_per_execution(c) == 1
         with pytest.raises(ValueError, match="steps_per_execution=1, not 4"):
             _one_epoch_weights(c, tiny_split(), 4)
+
+
+def test_wsd_holds_the_peak_then_decays_linearly_to_zero_over_its_cooldown():
+    s = Schedule("wsd", 1.0, 100, warmup=0.0, cooldown=0.2)
+    lr = [float(keras.ops.convert_to_numpy(s(k))) for k in (0, 50, 80, 90, 100)]
+    assert lr == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.0], abs=1e-6)
+    moved = Schedule("wsd", 1.0, 100, cooldown=0.2, decay_start=30, decay_end=40)
+    assert [
+        float(keras.ops.convert_to_numpy(moved(k))) for k in (29, 30, 35, 40, 60)
+    ] == pytest.approx(
+        [1.0, 1.0, 0.5, 0.0, 0.0], abs=1e-6
+    )  # a cooldown branch: the trunk before it is the same schedule
+
+
+def test_cooldown_steps_are_a_fraction_of_the_steps_so_far_and_none_once_decaying():
+    from search.training import cooldown_steps
+
+    c = preset("fast").replace(schedule="wsd", cooldown=0.2, epochs=10)
+    assert cooldown_steps(c, 2, 50) == 25  # 0.2 / 0.8 of 100 steps: a wsd run of 2.5 epochs
+    assert cooldown_steps(c, 8, 50) == 0  # the trunk decays from epoch 8 on
+    assert cooldown_steps(c.replace(schedule="onecycle"), 2, 50) == 0
