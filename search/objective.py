@@ -63,11 +63,6 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def steps_per_epoch(config: Config, split: Split | None) -> int:
-    n = len(split.x_train) if split is not None else (config.train_size or 1)
-    return max(1, math.ceil(n / config.batch_size))
-
-
 def _default_train(*args: Any, **kwargs: Any) -> Any:
     from search.training import train
 
@@ -125,16 +120,21 @@ class Objective:
             )
             if getattr(r, "rung_value", None) is not None:  # a wsd rung: its cooldown branch
                 trial.report(r.rung_value, r.epochs)
-                steps = steps_per_epoch(config, self.split)
-                trial.set_user_attr(Attr.COOLDOWN_EPOCHS, round(r.cooldown_steps / steps, 4))
+                epochs = r.cooldown_steps / self._steps_per_epoch(config)
+                trial.set_user_attr(Attr.COOLDOWN_EPOCHS, round(epochs, 4))
             return self.conclude(trial, r, t0, state=state)
 
     def _branches_at(self, config: Config, rung: int) -> int | None:
         """The rung epoch whose score a cooldown branch gives (wsd), else None."""
         from search.training import cooldown_steps
 
-        steps = steps_per_epoch(config, self.split)
+        steps = self._steps_per_epoch(config)
         return rung if rung < self.settings.epochs and cooldown_steps(config, rung, steps) else None
+
+    def _steps_per_epoch(self, config: Config) -> int:
+        from search.training import steps_per_epoch
+
+        return steps_per_epoch(config, self.split)
 
     @property
     def promoting(self) -> bool:
