@@ -81,7 +81,11 @@ def train_pool_entry(config, split, rung_list: list[int], schedule: str) -> dict
     from search.training import train
 
     curve: list[float] = []
-    hook = lambda epoch, logs: curve.append(float(logs.get("val_accuracy", math.nan))) and False  # noqa: E731
+
+    def hook(epoch: int, logs: dict) -> bool:  # record each epoch's score, never stop
+        curve.append(float(logs.get("val_accuracy", math.nan)))
+        return False
+
     rung_values, cooldown_steps, seconds = {}, 0, 0.0
     if schedule == "onecycle":
         model = build_model(config, whiten_images=split.x_train)

@@ -118,18 +118,18 @@ class Objective:
                 pause_at=rung,
                 **bars,
             )
-            if getattr(r, "rung_value", None) is not None:  # a wsd rung: its cooldown branch
+            if r.rung_value is not None:  # a wsd rung: its cooldown branch scored it
                 trial.report(r.rung_value, r.epochs)
                 epochs = r.cooldown_steps / self._steps_per_epoch(config)
                 trial.set_user_attr(Attr.COOLDOWN_EPOCHS, round(epochs, 4))
             return self.conclude(trial, r, t0, state=state)
 
     def _branches_at(self, config: Config, rung: int) -> int | None:
-        """The rung epoch whose score a cooldown branch gives (wsd), else None."""
+        """The rung epoch whose score a cooldown branch gives (wsd, before the decay; never
+        the study's last epoch, where the run decays anyway), else None."""
         from search.training import cooldown_steps
 
-        steps = self._steps_per_epoch(config)
-        return rung if rung < self.settings.epochs and cooldown_steps(config, rung, steps) else None
+        return rung if cooldown_steps(config, rung, self._steps_per_epoch(config)) else None
 
     def _steps_per_epoch(self, config: Config) -> int:
         from search.training import steps_per_epoch

@@ -147,7 +147,8 @@ def epochs_trained(trials: list[FrozenTrial]) -> int | float:
 def trial_epochs(t: FrozenTrial) -> int | float:
     """Epochs one trial trained: its epochs, plus its cooldown branch's (wsd rungs)."""
     epochs = int(t.user_attrs.get(Attr.EPOCHS, 0))
-    return epochs + float(t.user_attrs.get(Attr.COOLDOWN_EPOCHS, 0) or 0) or epochs
+    cooldown = float(t.user_attrs.get(Attr.COOLDOWN_EPOCHS, 0))
+    return epochs + cooldown if cooldown else epochs
 
 
 def best_complete(study: optuna.Study) -> FrozenTrial:

@@ -423,11 +423,13 @@ def fit(
     if verbose and status not in ("complete", "paused"):
         print(f"training ended: {status} after epoch {watch.epochs}", file=sys.stderr, flush=True)
     result = RunResult(status=status, epochs=watch.epochs, seconds=seconds, history=history)
-    if status == "paused" and cooldown_steps(config, watch.epochs, len(order)):
+    length = cooldown_steps(config, watch.epochs, len(order)) if status == "paused" else 0
+    if length:
         t1 = time.perf_counter()
-        result.rung_value, result.cooldown_steps = cooldown_branch(
-            train_model, config, split, order, keepers, watch.epochs
+        result.rung_value = cooldown_branch(
+            train_model, config, split, order, keepers, watch.epochs, length
         )
+        result.cooldown_steps = length
         result.seconds += time.perf_counter() - t1
         if verbose:
             say(
@@ -457,16 +459,16 @@ def cooldown_branch(
     order: EpochOrder,
     keepers: list[keras.callbacks.Callback],
     epoch: int,
-) -> tuple[float, int]:
-    """Score a wsd run paused after ``epoch`` as if it ended there: train on for
-    :func:`cooldown_steps` steps with the learning rate falling linearly from the peak to 0,
+    length: int,
+) -> float:
+    """Score a wsd run paused after ``epoch`` as if it ended there: train on for ``length``
+    steps (:func:`cooldown_steps`) with the learning rate falling linearly from the peak to 0,
     then validate. It changes the model in memory only: the pause's checkpoint (written by
     ``fit`` before this) is what a promotion resumes, so nothing of the branch leaks into the
     continued run. ``keepers``: the run's state callbacks (data order and random draws by
     epoch, the whitening-bias freeze, lookahead, which ends the branch on its slow copy as a
     run's end does), driven here batch by batch as ``fit`` drives them."""
     spe = len(order)
-    length = cooldown_steps(config, epoch, spe)
     start = epoch * spe
     schedule = train_model.optimizer._learning_rate  # Keras keeps the schedule object here
     assert isinstance(schedule, Schedule), schedule
@@ -491,4 +493,4 @@ def cooldown_branch(
         split.x_val, one_hot(split.y_val), batch_size=config.batch_size, verbose=0,
         return_dict=True,
     )  # fmt: skip
-    return float(scores["accuracy"]), length
+    return float(scores["accuracy"])
