@@ -5,7 +5,9 @@ judged on the same validation images (never the test set). Test-time augmentatio
 flip plus 1-pixel shifts) costs no training, so it is read off the full recipe's own model.
 
 Usage: ``python benchmarks/ablation.py [--train-size 20000] [--epochs 8] [--only NAME,...]
-[--name ablation]``
+[--seeds 0,1] [--name ablation] [--resume]``. With ``--seeds``, each variant trains once per
+seed (rows ``NAME (seed N)`` beyond the first seed); ``--resume`` keeps the rows an earlier run
+with the same ``--name`` finished and trains only the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ VARIANTS = {
     "full recipe": ("the fast preset as it is", {}),
     "whitening off": ("first conv randomly initialised and trained", {"whiten": False}),
     "label smoothing off": ("label_smoothing 0.2 -> 0", {"label_smoothing": 0.0}),
+    "wsd schedule": (
+        "one-cycle -> warmup-stable-decay, the last 20% decaying linearly to 0 (the schedule"
+        " a promote study scores on cooldown branches)",
+        {"schedule": "wsd", "cooldown": 0.2},
+    ),
     "one-cycle off": (
         "one-cycle -> cosine decay, no warm-up",
         {"schedule": "cosine", "warmup": 0.0},
@@ -69,6 +76,8 @@ def main() -> None:
     p.add_argument("--only", default=",".join(VARIANTS))
     p.add_argument("--out", type=Path, default=None, help="folder (default results/benchmarks)")
     p.add_argument("--name", default="ablation", help="JSON file name, without .json")
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    p.add_argument("--resume", action="store_true", help="keep the rows already written")
     a = p.parse_args()
     names = a.only.split(",")
     unknown = [n for n in names if n not in VARIANTS]
@@ -81,16 +90,22 @@ def main() -> None:
         resolve_source(a.data), val_size=a.val_size, train_size=a.train_size, split_seed=0
     )
     base = preset(a.preset).replace(epochs=a.epochs, train_size=a.train_size, val_size=a.val_size)
-    rows = {}
-    for name in names:
+    seeds = [int(s) for s in a.seeds.split(",")]
+    runs = [(name, seed) for seed in seeds for name in names]
+    rows = previous_rows(a) if a.resume else {}
+    for name, seed in runs:
         what, change = VARIANTS[name]
-        row = rows[name] = {
+        key = name if seed == seeds[0] else f"{name} (seed {seed})"
+        if key in rows:
+            continue
+        change = {**change, "seed": seed} if seed != base.seed else change
+        row = rows[key] = {
             "what": what,
             "change": change,
             **train_and_score(base.replace(**change), split),
         }
         print(
-            f"{name:<22} val {row['val_accuracy']:.4f}"
+            f"{key:<22} val {row['val_accuracy']:.4f}"
             f"  flip TTA {row['val_accuracy_flip_tta']:.4f}"
             f"  flip+shift TTA {row['val_accuracy_flip_shift_tta']:.4f}"
             f"  ({row['train_seconds']:.0f}s)",
@@ -102,11 +117,30 @@ def main() -> None:
             "train_images": a.train_size,
             "val_images": a.val_size,
             "epochs": a.epochs,
-            "finished": f"{len(rows)} of {len(names)} variants",
+            "finished": f"{len(rows)} of {len(runs)} runs",
             "variants": with_deltas(rows),
             "note": "one seed per variant; differences under ~0.5 points are noise",
         }
         write(a.name, figures, out=a.out)
+
+
+def previous_rows(a) -> dict:
+    """The trained rows of an earlier run under the same name (not the derived TTA rows),
+    refused where it measured another task."""
+    import json
+
+    from benchmarks.common import OUT
+
+    path = (a.out or OUT) / f"{a.name}.json"
+    if not path.exists():
+        return {}
+    figures = json.loads(path.read_text())["figures"]
+    task = {"preset": a.preset, "train_images": a.train_size, "val_images": a.val_size,
+            "epochs": a.epochs}  # fmt: skip
+    if {k: figures.get(k) for k in task} != task:
+        sys.exit(f"{path} holds another task ({ {k: figures.get(k) for k in task} }); "
+                 "choose another --name or drop --resume")  # fmt: skip
+    return {k: v for k, v in figures["variants"].items() if "change" in v}
 
 
 def with_deltas(rows: dict) -> dict:
@@ -114,8 +148,12 @@ def with_deltas(rows: dict) -> dict:
     full = rows.get("full recipe")
     if not full:
         return rows
+    def full_of(name: str) -> dict:  # the full recipe of the same seed where there is one
+        tail = name[name.rfind(" (seed "):] if name.endswith(")") and " (seed " in name else ""
+        return rows.get("full recipe" + tail, full)
+
     out = {
-        name: {**row, "delta_vs_full": row["val_accuracy"] - full["val_accuracy"]}
+        name: {**row, "delta_vs_full": row["val_accuracy"] - full_of(name)["val_accuracy"]}
         for name, row in rows.items()
     }
     out["flip TTA off"] = {

@@ -86,10 +86,23 @@ def test_a_wsd_run_scored_on_a_cooldown_branch_at_its_pause_resumes_as_if_never_
 
 
 def test_the_cooldown_branch_scores_the_decayed_weights_not_the_trunk(tmp_path):
-    """At a high constant learning rate the branch's score differs from the trunk's epoch
-    score: it validates after the decay (and, with lookahead, on the slow copy)."""
-    config = CONFIGS["fast"].replace(schedule="wsd", cooldown=0.5, learning_rate=3.0)
+    """The branch trains on after the trunk's last epoch: the weights it validates are not
+    the trunk's (a comparison of accuracies alone can tie on 64 images, as it did in CI)."""
+    import keras
+
+    config = CONFIGS["fast"].replace(schedule="wsd", cooldown=0.5, learning_rate=0.5)
     split = tiny_split()
-    _, (first, _) = run(config, split, tmp_path, pause_at=1)
-    assert first.cooldown_steps == 4  # 0.5 / 0.5 of the 4 steps so far
-    assert first.rung_value != pytest.approx(first.history["val_accuracy"][-1], abs=1e-9)
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config, whiten_images=split.x_train)
+    trunk = []
+
+    def keep(epoch, logs):
+        trunk[:] = [w.copy() for w in model.get_weights()]
+        return False
+
+    first = train(model, config, split, verbose=False, backup_dir=tmp_path, pause_at=1,
+                  on_epoch=keep)  # fmt: skip
+    assert first.status == "paused" and first.cooldown_steps == 4  # 0.5 / 0.5 of 4 steps
+    assert 0.0 <= first.rung_value <= 1.0
+    moved = [not np.allclose(a, b) for a, b in zip(trunk, model.get_weights())]
+    assert any(moved)
