@@ -35,7 +35,7 @@ def main() -> None:
     from search.config import preset
     from search.data import Split
     from search.models import build_model
-    from search.schedule import rungs
+    from search.schedulers.asha import rungs
     from search.space import load_space
     from search.training import train
 

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from search.budget import intra_op_threads
 from search.provenance import provenance
+from search.timing import intra_op_threads
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 REAL_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.zip"

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     import optuna
 
     from search.data import resolve_source, search_guard, split_for
-    from search.schedule import rungs
+    from search.schedulers.asha import rungs
     from search.settings import resolve_space_path
     from search.space import load_space
 

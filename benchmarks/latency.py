@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     quiet()
 
-    from search import inference
+    from search import inference, timing
     from search.data import resolve_source
     from search.export import FORMATS, check_images, export_run
 
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
         for r in range(args.rounds):
             for name, fn in methods.items():
                 calls = 30 if name == "keras_predict" else args.calls  # predict is ~30x slower
-                rounds[name].append(list(inference.latency_ms(fn, runs=calls)))
+                rounds[name].append(list(timing.latency_ms(fn, runs=calls)))
             print(
                 f"round {r + 1}: " + ", ".join(f"{n} {v[-1][0]:.3f} ms" for n, v in rounds.items()),
                 flush=True,

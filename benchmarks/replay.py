@@ -8,7 +8,7 @@ workers and one epoch costing one time unit. A resumed or continued config follo
 straight-through curve: its value after epoch e is the pool's value after epoch e.
 
 Methods: (c) random search, every trial trained to the full epochs; promotion ASHA
-(``search/schedule.py``) for r in {1, 2} and eta in {2, 3, 4}; stopping successive halving as
+(``search/schedulers/asha.py``) for r in {1, 2} and eta in {2, 3, 4}; stopping successive halving as
 Optuna's ``SuccessiveHalvingPruner(min_resource=2, reduction_factor=3)`` ships it, with
 bootstrap_count 2 and 0; Optuna's ``HyperbandPruner(min_resource=1, max_resource=6,
 reduction_factor=3)``; (d) KerasTuner's synchronous ``Hyperband(max_epochs=6, factor=3)``,
@@ -49,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from search.schedule import Entry, next_promotion, next_rung, rungs  # noqa: E402
+from search.schedulers.asha import Entry, next_promotion, next_rung, rungs  # noqa: E402
 
 POOL = ROOT.parent / "shared" / "data" / "pools" / "seed-5k2k-6ep-r40.log"
 NAN = float("nan")

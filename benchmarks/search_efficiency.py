@@ -42,9 +42,9 @@ METHODS = {
     # (min 2 epochs, factor 3, bootstrap 2) instead of training them in full
     "e_tpe5_asha": dict(sampler="tpe", pruner="asha", startup_trials=5),
     # (f) TPE with the promotion scheduler: configs pause at rungs 2 and 6 (factor 3) and the
-    # top third resume from their checkpoints (search/promotion.py), the first promotion once
-    # 6 configs reached rung 2 (bootstrap 6: the replay's choice for this task; without it, in
-    # 5ba5812's run, (f) reached (c) in 20, 26 and 20 epochs)
+    # top third resume from their checkpoints (search/schedulers/promote.py), the first
+    # promotion once 6 configs reached rung 2 (bootstrap 6: the replay's choice for this task;
+    # without it, in 5ba5812's run, (f) reached (c) in 20, 26 and 20 epochs)
     "f_tpe_promote": dict(sampler="tpe", pruner="promote", first_rung=2, eta=3, bootstrap=6),
 }
 # the issue's target for (f): reach (c)'s final best within 16 epochs on every seed, and be

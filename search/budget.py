@@ -7,11 +7,10 @@ measured, not with the module: the limits are needed by commands that build no m
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
+from search.timing import compiled_inference, intra_op_threads, latency_ms
 
 if TYPE_CHECKING:
     import keras
@@ -38,52 +37,9 @@ class Measurement:
         return asdict(self)
 
 
-def compiled_inference(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """A compiled ``x -> logits`` function of the model in inference mode, for the backend."""
-    import keras
-
-    backend = keras.config.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda x: fn(x).numpy()
-    if backend == "jax":
-        import jax
-
-        fn = jax.jit(lambda x: model(x, training=False))
-        return lambda x: np.asarray(fn(x).block_until_ready())
-    if backend == "torch":
-        import torch
-
-        def run(x):
-            with torch.no_grad():
-                return keras.ops.convert_to_numpy(model(x, training=False))
-
-        return run
-    raise RuntimeError(f"unsupported Keras backend {backend!r}")
-
-
-def intra_op_threads() -> int:
-    """The thread count inference runs with: the backend's setting, else every core."""
-    import keras
-
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        n = tf.config.threading.get_intra_op_parallelism_threads()
-        if n:
-            return n
-    from search.inference import usable_cores
-
-    return usable_cores()
-
-
 def measure(model: keras.Model, *, warmup: int = 20, runs: int = 200) -> Measurement:
     """Parameter count and batch-1 latency percentiles of the model."""
     import keras
-
-    from search.inference import latency_ms
 
     p50, p95 = latency_ms(compiled_inference(model), warmup=warmup, runs=runs)
     return Measurement(

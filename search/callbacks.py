@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from search.augment import AlternatingFlip
+from search.progress import bar
 
 
 def every_step(callback: keras.callbacks.Callback) -> None:
@@ -181,15 +182,11 @@ class ProgressBars(keras.callbacks.Callback):
         self.epoch_bar = self.batch_bar = None
 
     def on_train_begin(self, logs=None):
-        from search.progress import bar
-
         self.epoch_bar = bar(
             total=self.epochs, desc="epochs", unit="epoch", position=self.row, leave=self.row == 0
         )
 
     def on_epoch_begin(self, epoch, logs=None):
-        from search.progress import bar
-
         self.epoch_bar.n = epoch  # a resumed run starts past its first epochs
         self.epoch_bar.refresh()
         self.batch_bar = bar(

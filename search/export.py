@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search.config import Config
+from search.data import split_for
 from search.errors import UserError
 from search.inference import FILES, INSTALL, load, load_keras
 
@@ -81,9 +83,6 @@ def check_images(run: Path, source) -> tuple[np.ndarray, str]:
     """The images an export is checked on, and what they are: the run's validation images; for
     a model trained on all 50,000 (a retrain), the default validation split's images, which it
     trained on. Never the test split."""
-    from search.config import Config
-    from search.data import split_for
-
     config = Config.from_json(run / "config.json")
     if config.val_size:
         x = split_for(config, source).x_val

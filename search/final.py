@@ -18,9 +18,11 @@ import optuna
 from optuna.trial import TrialState
 
 from search.config import Config
+from search.confusion import write_confusion
 from search.data import CLASSES, Source, search_guard, split_for
 from search.errors import UserError
 from search.evaluate import TTA_REPORTS, next_evaluation, tta_level, tta_scores
+from search.inference import load_keras
 from search.record import BASE_CONFIG, Attr, End, best_complete, end_of, lost_trials
 from search.runs import evaluate_run, metrics_file, train_run, write_json
 from search.settings import load
@@ -168,8 +170,6 @@ def race(
 def _validation_scores(run: Path, config: Config, source: Source) -> dict:
     """The run's validation accuracy at each TTA level up to its config's; its score is the
     highest level's (what its config would be tested with)."""
-    from search.inference import load_keras
-
     model = load_keras(run / "model.keras")
     split = split_for(config, source)
     scores = tta_scores(model, split.x_val, split.y_val, level=tta_level(config, None))
@@ -326,8 +326,6 @@ def evaluate_final(
         "evaluated_at": first["evaluated_at"],
     }
     if fmt == "keras":
-        from search.plots import write_confusion
-
         write_confusion(out, cm)
     write_json(previous, result)
     return result

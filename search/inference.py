@@ -13,15 +13,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from search import env
 from search.data import CLASSES
 from search.errors import UserError
+from search.timing import compiled_inference, intra_op_threads, usable_cores
 
 # format name -> file name beside model.keras, and the extra that runs it
 FILES = {"keras": "model.keras", "onnx": "model.onnx", "litert": "model.tflite"}
@@ -81,18 +82,12 @@ def load(path: Path | str, *, threads: int | None = None) -> Runner:
     fmt = format_of(path)
     threads = threads or usable_cores()
     if fmt == "keras":
-        from search.budget import compiled_inference, intra_op_threads
-
         model = load_keras(path)
         fn = compiled_inference(model)
         return Runner(path, fmt, fn, model=model, threads=intra_op_threads())
     if fmt == "onnx":
         return _onnx_runner(path, threads)
     return _litert_runner(path, threads)
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _needs(module: str, fmt: str):
@@ -146,8 +141,6 @@ def _litert_runner(path: Path, threads: int | None) -> Runner:
 def native_stderr_silenced():
     """Send the process's stderr (file descriptor 2, where native libraries write their start-up
     lines) to /dev/null for a while; ``CIFAR10_VERBOSE=1`` keeps it."""
-    from search import env
-
     if env.text("CIFAR10_VERBOSE"):
         yield
         return
@@ -164,19 +157,6 @@ def native_stderr_silenced():
 
 def _f32(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def latency_ms(fn: Callable[[np.ndarray], object], *, warmup: int = 20, runs: int = 200):
-    """Batch-1 latency of ``fn`` on one random image: (p50, p95) in milliseconds."""
-    x = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)).astype("float32")
-    for _ in range(warmup):
-        fn(x)
-    times = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn(x)
-        times[i] = time.perf_counter() - t0
-    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 95) * 1e3)
 
 
 @dataclass(frozen=True)

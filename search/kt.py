@@ -2,7 +2,7 @@
 
 A space compiles to a predeclared ``keras_tuner.HyperParameters`` (``when`` conditions become
 conditional scopes). Every KerasTuner trial is mirrored, as it runs, into a trial of the study's
-Optuna storage, recorded by the very same :class:`~search.study.Objective` steps: so
+Optuna storage, recorded by the very same :class:`~search.objective.Objective` steps: so
 ``status``, ``plots``, the report, the dashboard, retrain and test work on either engine.
 A Hyperband round that stops a config before the study's epochs is recorded as pruned.
 :func:`run_kerastuner` is an engine with ``search.worker.Engine``'s signature.
@@ -26,6 +26,7 @@ from search.report import progress_line
 from search.settings import Settings, remaining
 from search.space import Space
 from search.storage import study_dir
+from search.training import compile_for_training, fit, steps_per_epoch
 
 
 class _TargetReached(kt.errors.FatalError):
@@ -68,8 +69,6 @@ class SpaceHyperModel(kt.HyperModel):
         self.pending: tuple[optuna.Trial, Any, float] | None = None
 
     def build(self, hp: kt.HyperParameters):
-        from search.training import compile_for_training, steps_per_epoch
-
         if remaining(self.study, Settings.of(self.study)) <= 0:
             raise _TargetReached("the study's target is reached")
         params = active_values(self.objective.space, hp)
@@ -92,8 +91,6 @@ class SpaceHyperModel(kt.HyperModel):
         return train_model
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
-        from search.training import fit
-
         trial, config, t0 = self.pending
         trial.set_user_attr(Attr.INITIAL_EPOCH, initial_epoch)
         try:

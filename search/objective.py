@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import os
 import resource
 import socket
@@ -31,10 +30,14 @@ from search import budget
 from search.config import Config
 from search.data import Split
 from search.record import Attr, End, count_live
+from search.schedulers import Job, PrunerScheduler, Scheduler
 from search.settings import Settings
 from search.storage import first_line
 
 Trainer = Callable[..., Any]  # (model, config, split, *, on_epoch, verbose) -> RunResult
+
+# search.training and search.models (Keras, TensorFlow) are imported inside the methods that
+# train or build: the commands that read a study (status, plots) import this module, not Keras.
 
 
 @dataclass(frozen=True)
@@ -82,63 +85,56 @@ class Objective:
         *,
         train: Trainer | None = None,
         context: WorkerContext | None = None,
-        store: Any = None,
+        scheduler: Scheduler | None = None,
     ):
         self.settings, self.split = settings, split
         self.train = train or _default_train
         self.context = context or WorkerContext()
-        self.store = store  # promote: where paused segments keep their checkpoints
+        self.scheduler = scheduler or PrunerScheduler(settings)
         self.space, self.base, self.limits = settings.space(), settings.base(), settings.limits()
         self.bars_row: int | None = None  # draw the trial's progress bars from this screen row
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Run the job the trial stands for (:mod:`search.schedulers`), start to stop."""
         t0 = time.perf_counter()
-        resuming = Attr.RESUME_OF in trial.user_attrs
-        if not resuming and count_live(trial.study, before=trial.number) >= self.settings.trials:
+        job = self.scheduler.job(trial)
+        if not job.resumes and count_live(trial.study, before=trial.number) >= self.settings.trials:
             self._end(trial, End.SURPLUS, "the study's target was reached by other workers", t0)
             raise Surplus("target reached")
-        bars = {} if self.bars_row is None else {"progress": self.bars_row}
         with self.recording(trial, t0), tempfile.TemporaryDirectory() as tmp:
-            if not self.promoting:
-                config, model = self.prepare(trial, t0)
-                r = self.train(
-                    model, config, self.split, on_epoch=self.reporter(trial), verbose=False, **bars
-                )
-                return self.conclude(trial, r, t0)
             state = Path(tmp) / "state"
-            config, model = (self.resume if resuming else self.prepare)(trial, t0, state=state)
-            rung = trial.user_attrs[Attr.RUNG]
+            if job.resumes:
+                config, model = self.resume(trial, job, state)
+            else:
+                config, model = self.prepare(trial, t0)
+            kwargs = {} if self.bars_row is None else {"progress": self.bars_row}
+            if job.resumes or job.stop < self.settings.epochs:  # keeps its state to pause
+                kwargs.update(backup_dir=state, pause_at=job.stop)
+            branch_at = self._branches_at(config, job.stop)
             r = self.train(
-                model,
-                config,
-                self.split,
-                on_epoch=self.reporter(trial, scored_later=self._branches_at(config, rung)),
-                verbose=False,
-                backup_dir=state,
-                pause_at=rung,
-                **bars,
-            )
-            if r.rung_value is not None:  # a wsd rung: its cooldown branch scored it
-                trial.report(r.rung_value, r.epochs)
+                model, config, self.split, on_epoch=self.reporter(trial, job, branch_at),
+                verbose=False, **kwargs,
+            )  # fmt: skip
+            if r.rung_value is not None:  # a wsd job that paused: its cooldown branch scored it
+                self.scheduler.on_epoch(trial, job, r.epochs, r.rung_value)
                 epochs = r.cooldown_steps / self._steps_per_epoch(config)
                 trial.set_user_attr(Attr.COOLDOWN_EPOCHS, round(epochs, 4))
-            return self.conclude(trial, r, t0, state=state)
+            self.scheduler.on_end(trial, job, r, state if r.status == "paused" else None)
+            return self.conclude(trial, r, t0)
 
-    def _branches_at(self, config: Config, rung: int) -> int | None:
-        """The rung epoch whose score a cooldown branch gives (wsd, before the decay; never
-        the study's last epoch, where the run decays anyway), else None."""
+    def _branches_at(self, config: Config, stop: int) -> int | None:
+        """The epoch whose score a cooldown branch gives (a wsd job that pauses before the
+        decay), else None."""
+        if stop >= self.settings.epochs:
+            return None
         from search.training import cooldown_steps
 
-        return rung if cooldown_steps(config, rung, self._steps_per_epoch(config)) else None
+        return stop if cooldown_steps(config, stop, self._steps_per_epoch(config)) else None
 
     def _steps_per_epoch(self, config: Config) -> int:
         from search.training import steps_per_epoch
 
         return steps_per_epoch(config, self.split)
-
-    @property
-    def promoting(self) -> bool:
-        return self.settings.pruner == "promote"
 
     @contextlib.contextmanager
     def recording(self, trial: optuna.Trial, t0: float) -> Iterator[None]:
@@ -155,7 +151,7 @@ class Objective:
             self._end(trial, End.ERROR, f"{type(e).__name__}: {first_line(e)}\n{tb[-1500:]}", t0)
             raise
 
-    def prepare(self, trial: optuna.Trial, t0: float, state: Path | None = None):
+    def prepare(self, trial: optuna.Trial, t0: float):
         """Sample the config, build its model and check the budgets (``TrialPruned`` when
         over budget: the sampler sees the trial as infeasible through its constraints)."""
 
@@ -176,19 +172,12 @@ class Objective:
             trial.set_user_attr(Attr.EPOCHS, 0)
             self._end(trial, End.OVER_BUDGET, "; ".join(over), t0)
             raise optuna.TrialPruned("over budget: " + "; ".join(over))
-        if self.promoting:  # the first segment: to the first rung
-            trial.set_user_attr(Attr.START, 0)
-            trial.set_user_attr(Attr.RUNG, self.settings.first_rung)
         return config, model
 
-    def resume(self, trial: optuna.Trial, t0: float, state: Path) -> tuple[Config, Any]:
-        """A promoted config's next segment: its parent's config and measurements, its model
-        built again and its training state unpacked into ``state`` for the trainer."""
-
-        from search.promotion import load_checkpoint
-
-        trials = trial.study.get_trials(deepcopy=False)
-        parent = trials[trial.user_attrs[Attr.RESUME_OF]]
+    def resume(self, trial: optuna.Trial, job: Job, state: Path) -> tuple[Config, Any]:
+        """A resumed job: its parent's config and measurements, its model built again and
+        its training state unpacked into ``state`` (by the scheduler) for the trainer."""
+        parent = trial.study.get_trials(deepcopy=False)[job.resume_of]
         trial.set_user_attr(Attr.HOST, socket.gethostname())
         trial.set_user_attr(Attr.PID, os.getpid())
         params = self.space.suggest(trial)  # the parent's, enqueued with this trial
@@ -196,7 +185,7 @@ class Objective:
         for key in (Attr.CONFIG, Attr.N_PARAMS, Attr.LATENCY_P50, Attr.LATENCY_P95):
             trial.set_user_attr(key, parent.user_attrs[key])
         config = Config.from_dict(parent.user_attrs[Attr.CONFIG], where=f"trial {parent.number}")
-        load_checkpoint(parent.user_attrs[Attr.CHECKPOINT], self.store, state)
+        self.scheduler.restore(job, state)
         return config, self._fresh_model(config)
 
     def _fresh_model(self, config: Config) -> Any:
@@ -210,32 +199,27 @@ class Objective:
         return build_model(config, whiten_images=self.split.x_train)
 
     def reporter(
-        self, trial: optuna.Trial, scored_later: int | None = None
+        self, trial: optuna.Trial, job: Job | None = None, scored_later: int | None = None
     ) -> Callable[[int, dict[str, float]], bool]:
-        """The per-epoch hook: report validation accuracy, say whether to prune. Never after
-        the study's last epoch: that training is paid for, and a pruner with a rung there
-        (Hyperband from 1 epoch by factor 3 has rungs at 3 and 9) would record a trial that
-        trained every epoch as pruned, its result lost to the best-trial choice.
+        """The per-epoch hook: the scheduler hears each epoch's validation accuracy and says
+        whether to stop (``job``: the trial's, else from epoch 0 to the study's last).
         ``scored_later``: an epoch not reported here (its cooldown branch's score is)."""
-        last = self.settings.epochs
+        job = job or Job(0, self.settings.epochs)
 
-        def report(epoch: int, logs: dict[str, float]) -> bool:
+        def hook(epoch: int, logs: dict[str, float]) -> bool:
+            if epoch == scored_later:
+                return False
             value = float(logs.get("val_accuracy", float("nan")))
-            if math.isfinite(value) and epoch != scored_later:
-                trial.report(value, epoch)
-            return epoch < last and trial.should_prune()
+            return self.scheduler.on_epoch(trial, job, epoch, value)
 
-        return report
+        return hook
 
-    def conclude(self, trial: optuna.Trial, r: Any, t0: float, state: Path | None = None) -> float:
+    def conclude(self, trial: optuna.Trial, r: Any, t0: float) -> float:
         """Record a finished training run; ``TrialPruned`` unless it ran to the study's epochs
-        (a paused segment keeps its training state, ``state``, as a checkpoint artifact)."""
+        (a paused job's state was kept by the scheduler's ``on_end``)."""
         trial.set_user_attr(Attr.EPOCHS, len(r.history.get("loss", [])))  # trained in this trial
         trial.set_user_attr(Attr.TRAIN_SECONDS, round(r.seconds, 2))
         if r.status == "paused":
-            from search.promotion import save_checkpoint
-
-            save_checkpoint(trial, state, self.store)
             self._end(trial, End.PAUSED, f"paused at epoch {r.epochs}", t0)
             raise optuna.TrialPruned(f"paused at epoch {r.epochs}")
         if r.status == "pruned":

@@ -13,6 +13,8 @@ from enum import StrEnum
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.errors import UserError
+
 
 class End(StrEnum):
     """How a trial ended (the ``end`` attribute; ``end_detail`` says more)."""
@@ -74,15 +76,23 @@ def lost_trials(study: optuna.Study) -> dict[int, str]:
     return {int(k[n:]): v for k, v in study.user_attrs.items() if k.startswith(LOST_PREFIX)}
 
 
-def promoted(trials: list[FrozenTrial]) -> set[int]:
-    """Paused segments whose config goes on in a later segment (queued, running or done; a
-    lost one does not count: its parent is promotable again)."""
-    going_on = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)  # a finished trial, whatever it scored
+GOING_ON = (TrialState.WAITING, TrialState.RUNNING, *DONE)  # queued, running or finished
+
+
+def continued(trials: list[FrozenTrial], states: tuple[TrialState, ...]) -> set[int]:
+    """Paused segments with a later segment (``resume_of``) in one of ``states``."""
     return {
         t.user_attrs[Attr.RESUME_OF]
         for t in trials
-        if Attr.RESUME_OF in t.user_attrs and t.state in going_on
+        if Attr.RESUME_OF in t.user_attrs and t.state in states
     }
+
+
+def promoted(trials: list[FrozenTrial]) -> set[int]:
+    """Paused segments whose config goes on in a later segment (queued, running or done; a
+    lost one does not count: its parent is promotable again)."""
+    return continued(trials, GOING_ON)
 
 
 def end_of(
@@ -154,8 +164,6 @@ def trial_epochs(t: FrozenTrial) -> int | float:
 def best_complete(study: optuna.Study) -> FrozenTrial:
     """The complete trial with the highest validation accuracy (over-budget trials never
     complete); the earlier one of a tie."""
-    from search.errors import UserError
-
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:
         raise UserError(f"study {study.study_name!r} has no complete trial yet.")

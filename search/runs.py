@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from search import env, progress
+from search import budget, env, inference, progress, timing
 from search.config import Config
+from search.confusion import write_confusion
 from search.data import Source, load_test, resolve_source, split_for
 from search.errors import UserError
 from search.evaluate import TTA_KEYS, next_evaluation, tta_level, tta_scores
@@ -70,7 +71,7 @@ def train_run(
     """
     import keras
 
-    from search import budget
+    # Keras with them: imported when a run trains, not by test, export or predict
     from search.models import build_model
     from search.training import read_history, train
 
@@ -132,9 +133,6 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None, fmt: str
     ``fmt``: the Keras model, or its ONNX or LiteRT export (``cifar10-search export``), scored
     the same way into ``test_metrics_<fmt>.json``; latency is then the runtime's own.
     """
-    from search import budget, inference
-    from search.plots import write_confusion
-
     config = Config.from_json(run / "config.json")
     path = run / inference.FILES[fmt]
     if not path.exists():
@@ -146,7 +144,7 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None, fmt: str
     if runner.model is not None:
         m = budget.measure(runner.model).to_dict()
     else:
-        p50, p95 = inference.latency_ms(runner.one)
+        p50, p95 = timing.latency_ms(runner.one)
         params = json.loads((run / "budget.json").read_text())["params"]
         m = {"params": params, "latency_p50_ms": p50, "latency_p95_ms": p95}
         m["threads"] = runner.threads

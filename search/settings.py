@@ -234,11 +234,7 @@ def make_sampler(s: Settings, worker: int = 0, restarts: int = 0) -> optuna.samp
         sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     else:
         raise UserError(f"sampler {s.sampler!r} is unknown; choose {', '.join(SAMPLERS)}.")
-    if s.pruner == "promote":  # each config once, at its furthest segment
-        from search.promotion import LatestSegments
-
-        return LatestSegments(sampler)
-    return sampler
+    return sampler  # promote wraps it (search.schedulers.promote.LatestSegments)
 
 
 def make_pruner(s: Settings) -> optuna.pruners.BasePruner:
@@ -257,7 +253,7 @@ def make_pruner(s: Settings) -> optuna.pruners.BasePruner:
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=2, reduction_factor=3, bootstrap_count=2 if s.trials >= 10 else 0
         )
-    if s.pruner == "promote":  # the worker pauses and resumes trials (search.promotion)
+    if s.pruner == "promote":  # its scheduler pauses and resumes (search.schedulers.promote)
         return optuna.pruners.NopPruner()
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)

@@ -17,16 +17,16 @@ from dataclasses import replace
 from typing import TextIO
 
 import optuna
-from optuna.trial import TrialState
 
-from search import STOP, env, progress, promotion
+from search import STOP, env, progress
 from search.data import Source, search_guard, split_for
 from search.errors import UserError
 from search.objective import Objective, Trainer, WorkerContext, rss_mb
 from search.record import Attr, End
 from search.report import best_text, progress_line
-from search.settings import Settings, load, out_of_budget, remaining
-from search.storage import fail_dead_local_trials, others_may_fail
+from search.schedulers import Next, make_scheduler
+from search.settings import Settings, load, remaining
+from search.storage import fail_dead_local_trials
 
 MAX_FAILURES_IN_A_ROW = 5  # a worker whose trials keep raising stops instead of looping
 
@@ -35,7 +35,7 @@ Engine = Callable[..., None]
 
 
 def engine_for(name: str) -> Engine:
-    if name == "kerastuner":
+    if name == "kerastuner":  # KerasTuner (and TensorFlow) only for a study that uses it
         from search.kt import run_kerastuner
 
         return run_kerastuner
@@ -79,11 +79,12 @@ def run_optuna(
     recycle: bool = False,
     train: Trainer | None = None,
 ) -> None:
-    """Optuna's engine: one ``study.optimize`` call per trial, the target checked between."""
+    """Optuna's engine: while the study's scheduler gives a job, run it (one
+    ``study.optimize`` call per trial); wait on "nothing now"; end on "stop"."""
     fail_dead_local_trials(study)  # left RUNNING by a worker killed before this one started
-    store = promotion.checkpoint_store(study.study_name) if s.pruner == "promote" else None
     split = split_for(s.base(), source)
-    objective = Objective(s, split, train=train, context=context, store=store)
+    scheduler = make_scheduler(study, s)
+    objective = Objective(s, split, train=train, context=context, scheduler=scheduler)
     mine: list[optuna.trial.FrozenTrial] = []
     bar = None
     if context.count == 1 and progress.wanted():  # one bar per terminal: not for --jobs K
@@ -106,21 +107,12 @@ def run_optuna(
         while True:
             if STOP.is_set():
                 raise KeyboardInterrupt("stopped by SIGINT")
-            s = Settings.of(study)  # another process may have raised the target
-            queued = (
-                store is not None
-                and not out_of_budget(study, s)
-                and promotion.promote_next(study, s, store) is not None
-            )
-            if not queued and remaining(study, s) <= 0:
-                others = others_may_fail(study)  # fails lost trials: their slots open again
-                if store is not None and not others:  # a segment elsewhere may still promote one
-                    others = bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-                if remaining(study, s) <= 0:
-                    if not others:
-                        break
-                    time.sleep(min(env.heartbeat_s(), 5))  # a running trial elsewhere may be lost
-                    continue
+            step = scheduler.next_job()
+            if step == Next.STOP:
+                break
+            if step == Next.WAIT:
+                time.sleep(min(env.heartbeat_s(), 5))  # a running trial elsewhere may be lost
+                continue
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[show])
             last = mine[-1] if mine else None
             failed = last is not None and last.user_attrs.get(Attr.END) == End.ERROR
@@ -132,8 +124,7 @@ def run_optuna(
                     f"with {detail}. Finished trials are kept; see 'cifar10-search status --study "
                     f"{study.study_name}' and fix the cause before starting again."
                 )
-            if store is not None:
-                promotion.drop_checkpoints(study, s, store)
+            s = Settings.of(study)  # another process may have raised the target
             rss = rss_mb()
             first_rss = rss if first_rss is None else first_rss
             if recycle and rss - first_rss > limit and remaining(study, s) > 0:

@@ -12,11 +12,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from search import promotion
 from search.data import resolve_source
 from search.errors import UserError
 from search.record import Attr, End, ends, epochs_trained, promoted
 from search.report import summary, trials_frame
+from search.schedulers import promote as promotion
 from search.settings import Settings, create_or_resume, load
 from search.storage import retry_once
 from search.worker import run_worker

@@ -1,4 +1,4 @@
-"""Promotion ASHA's decision logic (search/schedule.py) and the tabular replay
+"""Promotion ASHA's decision logic (search/schedulers/asha.py) and the tabular replay
 (benchmarks/replay.py) on made-up curves whose schedule can be worked out by hand."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from benchmarks import replay as R
-from search.schedule import Entry, next_promotion, next_rung, rungs
+from search.schedulers.asha import Entry, next_promotion, next_rung, rungs
 
 NAN = float("nan")
 

@@ -11,7 +11,8 @@ from search.config import Config, preset
 from search.data import Split
 from search.errors import ConfigError
 from search.models import build_model
-from search.training import Schedule, one_hot, read_history, train
+from search.optim import Schedule
+from search.training import one_hot, read_history, train
 
 TINY = Config(width1=8, width2=8, width3=8, dense_units=16, epochs=2, batch_size=32, val_size=50)
 

@@ -4,8 +4,12 @@ and exit status 2.
 
 ``common`` holds what every command shares (Ctrl-C, errors, shared options), ``runs`` the
 train / retrain / test commands, ``studies`` the search commands. To add a command: its parser
-and a ``_guarded`` function in one of them, and a row in :func:`main`. To add an option: the
+and a ``*_command`` function in one of them, and a row in :func:`main`. To add an option: the
 parser, and the settings or config it feeds (``Settings.from_options``, ``config_from_args``).
+
+Each command imports the package's modules it runs inside its function: ``status``, ``plots``,
+``--help`` and a bad option answer before Optuna, pandas or TensorFlow load
+(``tests/test_study.py``: the commands that need no model import no TensorFlow).
 """
 
 from __future__ import annotations

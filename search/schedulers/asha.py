@@ -42,7 +42,7 @@ class Entry:
     promoted: bool = False
 
 
-def _rank_key(e: Entry) -> tuple[bool, float, int]:
+def rank_key(e: Entry) -> tuple[bool, float, int]:
     nan = math.isnan(e.value)
     return (nan, 0.0 if nan else -e.value, e.trial)  # best first; NaN last; ties: lower trial
 
@@ -76,7 +76,7 @@ def next_promotion(
             seen.add((e.trial, e.rung))
             by_rung[e.rung].append(e)
     for level in reversed(rung_list[:-1]):
-        at = sorted(by_rung[level], key=_rank_key)
+        at = sorted(by_rung[level], key=rank_key)
         if level == rung_list[0] and len(at) < bootstrap:
             continue
         for e in at[: len(at) // eta]:

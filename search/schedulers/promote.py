@@ -1,5 +1,6 @@
-"""``--pruner promote``: asynchronous successive halving that pauses and resumes (the pure
-rules are in :mod:`search.schedule`; this module keeps them in a study).
+"""``--pruner promote``: asynchronous successive halving that pauses and resumes
+(:class:`PromoteScheduler`; the pure rules are in :mod:`search.schedulers.asha`, this module
+keeps them in a study).
 
 How a paused config lives in an Optuna study: a config trains in *segments*, one Optuna trial
 each. The first segment samples the config, trains epochs 1 to the first rung, reports each
@@ -8,7 +9,7 @@ epoch's validation accuracy, saves its training state as an artifact and ends PR
 ``resume_of = <the paused segment>``, ``start_epoch`` and ``rung``: whichever worker takes it
 downloads the checkpoint, trains on to the next rung (reporting epochs ``start+1..rung``) and
 pauses again, or completes at the study's epochs. So every epoch is trained and counted once,
-a paused segment shows as ``promoted`` once a later segment goes on (``record.promoted``), and
+a paused segment shows as ``promoted`` once a later segment goes on (``record.continued``), and
 a resumed segment whose worker died is not retried: its parent is promotable again.
 
 The sampler sees each config once, at the furthest segment that finished
@@ -33,8 +34,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import schedule
-from search.record import Attr, End, promoted
+from search.record import DONE, Attr, End, continued, promoted
+from search.schedulers import asha as schedule
+from search.schedulers.base import Job, Next, new_config_or_wait, report
+from search.settings import Settings, out_of_budget
 from search.storage import study_dir
 
 # --- the sampler's view ---------------------------------------------------------------------
@@ -42,16 +45,13 @@ from search.storage import study_dir
 
 def superseded(trials: list[FrozenTrial]) -> set[int]:
     """Segments whose config has a later segment that finished: the sampler skips them."""
-    done = (TrialState.COMPLETE, TrialState.PRUNED)
-    return {
-        t.user_attrs[Attr.RESUME_OF]
-        for t in trials
-        if Attr.RESUME_OF in t.user_attrs and t.state in done
-    }
+    return continued(trials, DONE)
 
 
 class _StudyView:
-    """A study as the sampler should read it: each config once, at its furthest segment."""
+    """A study as the sampler should read it: each config once, at its furthest segment.
+    (Optuna's samplers read trials through the study's private ``_get_trials``, so the view
+    overrides it; a sampler that read ``get_trials`` would need only the public one.)"""
 
     def __init__(self, study: optuna.Study):
         self._study = study
@@ -241,9 +241,7 @@ def needless_checkpoints(trials: list[FrozenTrial], settings) -> list[str]:
         by_rung.setdefault(e.rung, []).append(e)
     hopeless = set()
     for at in by_rung.values():  # ranks only fall as more configs reach a rung
-        at.sort(
-            key=lambda e: (math.isnan(e.value), -(e.value if e.value == e.value else 0), e.trial)
-        )
+        at.sort(key=schedule.rank_key)
         hopeless |= {e.trial for e in at[settings.trials // settings.eta :]}
     return [
         t.user_attrs[Attr.CHECKPOINT]
@@ -260,3 +258,47 @@ def drop_checkpoints(study: optuna.Study, settings, store) -> int:
             store.remove(artifact)
             n += 1
     return n
+
+
+# --- the scheduler --------------------------------------------------------------------------
+
+
+class PromoteScheduler:
+    """Promotion ASHA over a study: a free worker resumes the paused segment the rules choose
+    (queued under the lock by :func:`promote_next`), else starts a new config to the first
+    rung. The sampler reads the study through :class:`LatestSegments`; checkpoints no
+    promotion can use are dropped before each decision."""
+
+    def __init__(self, study: optuna.Study, settings: Settings, store=None):
+        self.study, self.settings = study, settings
+        self.store = store if store is not None else checkpoint_store(study.study_name)
+        if not isinstance(study.sampler, LatestSegments):  # each config once, furthest segment
+            study.sampler = LatestSegments(study.sampler)
+
+    def next_job(self) -> Next:
+        s = Settings.of(self.study)  # another process may have raised the target
+        drop_checkpoints(self.study, s, self.store)
+        if not out_of_budget(self.study, s) and promote_next(self.study, s, self.store) is not None:
+            return Next.RUN
+        # a segment running elsewhere may still pause and be promoted: wait for it
+        return new_config_or_wait(self.study, s, running_may_queue=True)
+
+    def job(self, trial: optuna.Trial) -> Job:
+        ua = trial.user_attrs
+        if Attr.RESUME_OF in ua:  # queued by promote_next
+            return Job(ua[Attr.START], ua[Attr.RUNG], ua[Attr.RESUME_OF])
+        trial.set_user_attr(Attr.START, 0)  # a new config: to the first rung
+        trial.set_user_attr(Attr.RUNG, self.settings.first_rung)
+        return Job(0, self.settings.first_rung)
+
+    def restore(self, job: Job, folder) -> None:
+        parent = self.study.get_trials(deepcopy=False)[job.resume_of]
+        load_checkpoint(parent.user_attrs[Attr.CHECKPOINT], self.store, folder)
+
+    def on_epoch(self, trial: optuna.Trial, job: Job, epoch: int, value: float) -> bool:
+        report(trial, epoch, value)
+        return False  # a segment is never stopped: it pauses at its rung
+
+    def on_end(self, trial: optuna.Trial, job: Job, result, folder) -> None:
+        if result.status == "paused":
+            save_checkpoint(trial, folder, self.store)

@@ -1,9 +1,11 @@
 """Optimisation plots and a one-page report that open offline.
 
-Each figure is a pure ``*_info`` function (what is plotted: a test can check it) and a thin
-plotly drawing. ``optuna.visualization`` draws whatever it already can; this module adds what
-it lacks: learning curves that show pruned trials as such, and accuracy against latency and
-parameter count with the Pareto front and the budget limits.
+Each figure is a pure ``*_info`` function (what is plotted, :mod:`search.plots.info`: a test
+can check it) and a thin plotly drawing, here; the statistics are in :mod:`search.plots.stats`,
+the test evaluation's confusion matrix in :mod:`search.confusion` (it draws no study).
+``optuna.visualization`` draws whatever it already can; this module adds what it lacks:
+learning curves that show pruned trials as such, and accuracy against latency and parameter
+count with the Pareto front and the budget limits.
 
 Every HTML file refers to one ``plotly.min.js`` written beside it: no network, no CDN.
 """
@@ -17,14 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from search.data import CLASSES
-from search.record import Attr, End, best_complete, chains, ends
-from search.report import report_html, tally, trials_frame
+from search.plots.info import importances_info, learning_curves_info, pareto_info, summary_info
+from search.plots.stats import _groups, omega_squared, pareto_front  # noqa: F401 - re-exported
+from search.record import Attr, End
+from search.report import report_html, trials_frame
 from search.settings import Settings
 from search.storage import study_dir
 
@@ -35,156 +37,6 @@ END_STYLE = {  # colour and dash of each way a trial can end; others: orange das
     End.DIVERGED: ("#d62728", "dot"),
     End.PAUSED: ("#2ca02c", "dash"),
 }
-
-
-# --- what is plotted ------------------------------------------------------------------------
-
-
-def learning_curves_info(study: optuna.Study) -> list[dict[str, Any]]:
-    """Validation accuracy after each epoch of every config that reported one: a promoted
-    config's segments joined into one curve, ending as its last segment ended."""
-    out = []
-    end = ends(study)
-    for number, chain in chains(study.get_trials(deepcopy=False)).items():
-        curve = {step: v for t in chain for step, v in t.intermediate_values.items()}
-        if curve:
-            steps = sorted(curve)
-            out.append(
-                {
-                    "number": number,
-                    "end": end[chain[-1].number][0],
-                    "state": chain[-1].state.name,
-                    "epochs": steps,
-                    "values": [curve[s] for s in steps],
-                    "segments": [t.number for t in chain],
-                }
-            )
-    return out
-
-
-def importances_info(study: optuna.Study) -> dict[str, float]:
-    """Each parameter's importance, largest first: the share of the complete trials' validation
-    accuracy variance it explains alone, as omega squared of a one-way analysis of variance, the
-    trials grouped by the parameter's value (numbers into about sqrt(n) quantile bins; trials
-    that did not sample it, one group of their own). Omega squared discounts what k groups
-    explain by chance, so a parameter that does not matter scores about 0.
-
-    fANOVA's first-order terms estimated without a model: numpy only, instant, where
-    ``optuna.importance`` imports scikit-learn (1-2 s of a ``plots`` here) and fits a forest."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    y = np.array([t.value for t in complete], dtype=float)
-    if len(y) < 3:
-        raise ValueError(f"importances need 3 complete trials, the study has {len(y)}")
-    bins = max(2, round(len(y) ** 0.5))
-    names = dict.fromkeys(k for t in complete for k in t.params)
-    out = {n: omega_squared(y, _groups([t.params.get(n) for t in complete], bins)) for n in names}
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
-
-
-def _groups(values: list[Any], bins: int) -> np.ndarray:
-    """A group label per value: numbers by quantile bin (by value when few distinct), anything
-    else by value; None (not sampled) its own group."""
-    present = [v for v in values if v is not None]
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
-    if numeric and len(set(present)) > bins:
-        edges = np.quantile(np.array(present, dtype=float), np.linspace(0, 1, bins + 1)[1:-1])
-        key = [None if v is None else int(np.searchsorted(edges, v, side="right")) for v in values]
-    else:
-        key = [None if v is None else repr(v) for v in values]
-    labels = {k: i for i, k in enumerate(dict.fromkeys(key))}
-    return np.array([labels[k] for k in key])
-
-
-def omega_squared(y: np.ndarray, groups: np.ndarray) -> float:
-    """Omega squared of ``y`` grouped by ``groups``, clipped to [0, 1]; 0 with one group or
-    fewer observations than groups plus one."""
-    labels, mean = np.unique(groups), y.mean()
-    n, k = len(y), len(labels)
-    total = float(((y - mean) ** 2).sum())
-    if k < 2 or n <= k or total == 0.0:
-        return 0.0
-    between = sum((groups == g).sum() * (y[groups == g].mean() - mean) ** 2 for g in labels)
-    within_mean = (total - between) / (n - k)
-    return float(np.clip((between - (k - 1) * within_mean) / (total + within_mean), 0.0, 1.0))
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats: accuracy as high, cost as low, one strictly."""
-    front = []
-    for i, (acc, cost) in enumerate(points):
-        dominated = any(
-            a >= acc and c <= cost and (a > acc or c < cost)
-            for j, (a, c) in enumerate(points)
-            if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][1])
-
-
-def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
-    """Accuracy against ``cost`` (``latency_p50_ms`` or ``n_params``).
-
-    ``complete``: trained trials, with the Pareto front among them; ``pruned``: stopped trials
-    at their last reported accuracy (not comparable, drawn faint); ``over_budget``: configs
-    refused before training (no accuracy; drawn on the axis)."""
-    complete, pruned, over = [], [], []
-    end = ends(study)
-    for t in study.get_trials(deepcopy=False):
-        c = t.user_attrs.get(cost)
-        if c is None:
-            continue
-        if t.state == TrialState.COMPLETE and t.value is not None:
-            complete.append({"number": t.number, "value": t.value, "cost": c})
-        elif end[t.number][0] == End.OVER_BUDGET:
-            over.append({"number": t.number, "cost": c})
-        elif t.intermediate_values:
-            last = t.intermediate_values[max(t.intermediate_values)]
-            pruned.append({"number": t.number, "value": last, "cost": c, "end": end[t.number][0]})
-    front = pareto_front([(p["value"], p["cost"]) for p in complete])
-    return {
-        "cost": cost,
-        "limit": limit,
-        "complete": complete,
-        "front": [complete[i]["number"] for i in front],
-        "pruned": pruned,
-        "over_budget": over,
-    }
-
-
-def summary_info(study: optuna.Study, settings: Settings) -> dict[str, Any]:
-    trials = study.get_trials(deepcopy=False)
-    n = tally(study, settings)
-    starts = [t.datetime_start for t in trials if t.datetime_start]
-    ends = [t.datetime_complete for t in trials if t.datetime_complete]
-    best = None
-    try:
-        b = best_complete(study)
-        best = {
-            "number": b.number,
-            "value": b.value,
-            "params": b.params,
-            "n_params": b.user_attrs.get(Attr.N_PARAMS),
-            "latency_p50_ms": b.user_attrs.get(Attr.LATENCY_P50),
-            "config": b.user_attrs.get(Attr.CONFIG),
-        }
-    except Exception:  # noqa: BLE001 - no complete trial: the page says so
-        pass
-    return {
-        "study": study.study_name,
-        "trials": n.trials,
-        "by_state": n.by_state,
-        "by_end": n.by_end,
-        "epochs_per_trial": settings.epochs,
-        "epochs_trained": n.epochs_trained,
-        "epochs_saved_by_pruning": n.epochs_saved_by_pruning,
-        "epochs_saved_by_budget_checks": n.epochs_saved_by_budget_checks,
-        "wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
-        "best": best,
-        "settings": {
-            k: v for k, v in settings.__dict__.items() if k not in ("space_text", "deadline")
-        },
-    }
 
 
 # --- drawing ---------------------------------------------------------------------------------
@@ -453,35 +305,3 @@ def write_all(study: optuna.Study, settings: Settings, out: Path | None = None) 
     report = out / "report.html"
     report.write_text(report_html(info, figs, plotly_js=PLOTLY_JS), encoding="utf-8")
     return report
-
-
-def write_confusion(run: Path, cm: np.ndarray) -> None:
-    """CSV of counts, and two PNGs: counts and row-normalised (recall per true class)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    table = pd.DataFrame(cm, index=list(CLASSES), columns=list(CLASSES))
-    table.to_csv(run / "confusion_matrix.csv", index_label="true \\ predicted")
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    for name, mat, fmt in (
-        ("confusion_matrix.png", cm, "d"),
-        ("confusion_matrix_normalized.png", norm, ".2f"),
-    ):
-        fig, ax = plt.subplots(figsize=(8, 7))
-        im = ax.imshow(mat, cmap="Blues")
-        fig.colorbar(im, ax=ax)
-        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
-        ax.set_yticks(range(len(CLASSES)), CLASSES)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title("Confusion matrix" + (" (normalised by true class)" if fmt != "d" else ""))
-        hi = mat.max() / 2
-        for (i, j), v in np.ndenumerate(mat):
-            colour = "white" if v > hi else "black"
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color=colour)
-        fig.tight_layout()
-        fig.savefig(run / name, dpi=100)
-        plt.close(fig)
