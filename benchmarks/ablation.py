@@ -148,8 +148,9 @@ def with_deltas(rows: dict) -> dict:
     full = rows.get("full recipe")
     if not full:
         return rows
+
     def full_of(name: str) -> dict:  # the full recipe of the same seed where there is one
-        tail = name[name.rfind(" (seed "):] if name.endswith(")") and " (seed " in name else ""
+        tail = name[name.rfind(" (seed ") :] if name.endswith(")") and " (seed " in name else ""
         return rows.get("full recipe" + tail, full)
 
     out = {

@@ -16,7 +16,10 @@ The pool is an Optuna journal (one study per schedule; trial attributes ``index`
 accuracy on the trunk), resumable config by config, readable by ``benchmarks/replay.py``.
 
 Usage: ``python benchmarks/fidelity.py [--configs 16] [--train-size 8000] [--val-size 4000]
-[--epochs 6] [--first-rung 2] [--eta 3] [--cooldown 0.2] [--report-only]``.
+[--epochs 6] [--first-rung 2] [--eta 3] [--cooldown 0.2] [--prior uniform|base]
+[--schedules onecycle,wsd] [--name fidelity] [--report-only]``. With ``--prior base`` the draws
+come from the prior near the base config (``--prior base`` of a study): how many of them beat
+the base at full length, against the uniform pool's count, is the prior's first measure.
 """
 
 from __future__ import annotations
@@ -38,12 +41,18 @@ from benchmarks.common import OUT, REAL_ZIP, write  # noqa: E402
 SCHEDULES = ("onecycle", "wsd")
 
 
-def draws(space, n: int, seed: int) -> list[dict]:
-    """The base config's point, then ``n`` random draws of the space (no training)."""
+def draws(space, n: int, seed: int, prior: str = "uniform") -> list[dict]:
+    """The base config's point, then ``n`` random draws of the space (no training): uniform,
+    or with ``prior="base"`` from the prior near the base config (``search.prior``)."""
     import optuna
 
+    from search.prior import NearBase
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    sampler = optuna.samplers.RandomSampler(seed=seed)
+    if prior == "base":
+        sampler = NearBase(sampler, space.base_point(), startup=n + 1, seed=seed)
+    study = optuna.create_study(sampler=sampler)
     out = [space.base_point()]
     for _ in range(n):
         t = study.ask()
@@ -125,7 +134,7 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def open_pool(path: Path):
+def open_pool(path: Path, schedules=SCHEDULES):
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -135,7 +144,7 @@ def open_pool(path: Path):
         s: optuna.create_study(
             study_name=s, storage=storage, direction="maximize", load_if_exists=True
         )
-        for s in SCHEDULES
+        for s in schedules
     }
 
 
@@ -149,14 +158,15 @@ def done_entries(study) -> dict[int, dict]:
 
 def figures(results: dict[str, dict[int, dict]], rung_list: list[int]) -> dict:
     """The rank figures over the configs done under both schedules."""
-    both = sorted(set(results["onecycle"]) & set(results["wsd"]))
+    schedules = list(results)
+    both = sorted(set.intersection(*(set(results[s]) for s in schedules)))
     out: dict = {"configs_done": len(both), "rungs": rung_list}
     ok = [
         i for i in both
-        if all(math.isfinite(results[s][i]["full"]) for s in SCHEDULES)
+        if all(math.isfinite(results[s][i]["full"]) for s in schedules)
     ]  # fmt: skip
     out["configs_finite"] = len(ok)
-    for s in SCHEDULES:
+    for s in schedules:
         full = [results[s][i]["full"] for i in ok]
         per_rung = {}
         for rung in rung_list[:-1]:
@@ -186,7 +196,7 @@ def figures(results: dict[str, dict[int, dict]], rung_list: list[int]) -> dict:
             if ok
             else None,  # fmt: skip
         }
-    if ok:  # does the wsd rung predict the one-cycle full run (the retrain's schedule)?
+    if ok and len(schedules) == 2:  # does the wsd rung predict one-cycle's full run?
         first = str(rung_list[0])
         w = [results["wsd"][i]["rung_values"].get(first, -1.0) for i in ok]
         o = [results["onecycle"][i]["full"] for i in ok]
@@ -196,8 +206,8 @@ def figures(results: dict[str, dict[int, dict]], rung_list: list[int]) -> dict:
         )
     out["per_config"] = {
         str(i): {s: {k: results[s][i][k] for k in ("full", "rung_values", "params")}
-                 for s in SCHEDULES if i in results[s]}
-        for i in sorted(set(results["onecycle"]) | set(results["wsd"]))
+                 for s in schedules if i in results[s]}
+        for i in sorted(set.union(*(set(results[s]) for s in schedules)))
     }  # fmt: skip
     return out
 
@@ -213,6 +223,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eta", type=int, default=3)
     p.add_argument("--cooldown", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0, help="the random sampler's seed")
+    p.add_argument(
+        "--prior",
+        choices=("uniform", "base"),
+        default="uniform",
+        help="draw the configs uniformly, or near the base config (search.prior)",
+    )
+    p.add_argument("--schedules", default=",".join(SCHEDULES), help="comma-separated")
+    p.add_argument("--name", default="fidelity", help="JSON file name, without .json")
     p.add_argument("--data", default=str(REAL_ZIP))
     p.add_argument("--pool", default=None, help="journal file (default: under results/)")
     p.add_argument("--report-only", action="store_true", help="figures of what is done")
@@ -227,17 +245,21 @@ def main(argv: list[str] | None = None) -> None:
 
     space = load_space(resolve_space_path(a.space))
     name = f"{a.space}-{a.train_size // 1000}k{a.val_size // 1000}k-{a.epochs}ep-s{a.seed}"
+    name += "-prior" if a.prior == "base" else ""
+    schedules = a.schedules.split(",")
+    if not set(schedules) <= set(SCHEDULES) or not schedules:
+        p.error(f"--schedules: choose from {', '.join(SCHEDULES)}")
     pool = Path(a.pool) if a.pool else OUT / "pools" / f"{name}.log"
     rung_list = rungs(a.first_rung, a.eta, a.epochs)
     base = space.base.replace(epochs=a.epochs, train_size=a.train_size, val_size=a.val_size)
-    points = draws(space, a.configs, a.seed)
-    studies = open_pool(pool)
+    points = draws(space, a.configs, a.seed, a.prior)
+    studies = open_pool(pool, schedules)
     if not a.report_only:
         with search_guard():
             split = split_for(base, resolve_source(a.data))
             for i, point in enumerate(points):
                 config = space.apply(point, base)
-                for s in SCHEDULES:
+                for s in schedules:
                     if i in done_entries(studies[s]):
                         continue
                     cfg = config if s == "onecycle" else config.replace(
@@ -263,14 +285,14 @@ def main(argv: list[str] | None = None) -> None:
                         f"config {i} {s}: rungs {res['rung_values']} full {full:.4f} "
                         f"({res['train_seconds']:.0f} s)", flush=True,
                     )  # fmt: skip
-    results = {s: done_entries(studies[s]) for s in SCHEDULES}
+    results = {s: done_entries(studies[s]) for s in schedules}
     figs = figures(results, rung_list)
     figs["task"] = {
         "space": a.space, "train_size": a.train_size, "val_size": a.val_size,
         "epochs": a.epochs, "rungs": rung_list, "cooldown": a.cooldown, "seed": a.seed,
-        "configs_planned": len(points), "pool": _shown(pool),
+        "configs_planned": len(points), "pool": _shown(pool), "prior": a.prior,
     }  # fmt: skip
-    write("fidelity", figs)
+    write(a.name, figs)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ import optuna
 from search import budget
 from search.config import Config
 from search.errors import UserError
+from search.prior import NearBase
 from search.record import BASE_CONFIG, Attr, count_live, epochs_trained
 from search.space import Space, load_space, parse_space
 from search.storage import open_storage, record_url, redact, storage_url
 
 SAMPLERS = ("tpe", "random", "cmaes")
+PRIORS = ("uniform", "base")  # where the start-up draws come from (search.prior)
 PRUNERS = ("hyperband", "asha", "promote", "median", "none")
 ENGINES = ("optuna", "kerastuner")
 TUNERS = ("hyperband", "bayesian", "random")  # the KerasTuner engine's
@@ -48,6 +50,7 @@ DEFAULTS: dict[str, Any] = dict(
     tuner="hyperband",
     epoch_budget=None,
     startup_trials=10,
+    prior=None,  # TPE on the Optuna engine: "base" (benchmarks/fidelity.py --prior); else uniform
     first_rung=1,  # promote: the replay (benchmarks/replay.py) chose r = 1, eta = 3
     eta=3,
     bootstrap=0,  # promote: ASHA's own rule (the replay: at r = 1 a bootstrap only delays)
@@ -85,6 +88,7 @@ class Settings:
     engine: str = "optuna"  # optuna | kerastuner
     tuner: str = "hyperband"  # the KerasTuner engine's tuner: hyperband | bayesian | random
     startup_trials: int = 10  # TPE's random start-up trials (Optuna's default; older studies)
+    prior: str = "uniform"  # "base": start-up draws near the space's base config (search.prior)
     first_rung: int = 1  # promote: the first rung, in epochs
     eta: int = 3  # promote: the reduction factor (the top 1/eta of a rung go on)
     bootstrap: int = 0  # promote: configs at the first rung before its first promotion (older
@@ -107,18 +111,28 @@ class Settings:
             raise TypeError(f"unknown options {sorted(unknown)}")
         values = {**DEFAULTS, **(QUICK if quick else {})}
         values.update({k: v for k, v in options.items() if v is not None})
+        if values["prior"] is None:  # near the base where TPE starts; random search stays uniform
+            tpe = values["sampler"] == "tpe" and values["engine"] == "optuna"
+            values["prior"] = "base" if tpe else "uniform"
         if values["trials"] < 1:
             raise UserError(f"--trials must be at least 1, got {values['trials']}.")
         if values["startup_trials"] < 0:
             raise UserError(f"--startup-trials must be 0 or more, got {values['startup_trials']}.")
         for key, allowed in (
             ("sampler", SAMPLERS),
+            ("prior", PRIORS),
             ("pruner", PRUNERS),
             ("engine", ENGINES),
             ("tuner", TUNERS),
         ):
             if values[key] not in allowed:
                 raise UserError(f"{key} {values[key]!r} is unknown; choose {', '.join(allowed)}.")
+        own_draws = values["sampler"] == "cmaes" or values["engine"] != "optuna"
+        if values["prior"] == "base" and own_draws:
+            raise UserError(
+                "--prior base shapes the random start-up draws of --sampler tpe or random (Optuna "
+                "engine); CMA-ES and KerasTuner draw their own."
+            )
         if options.get("tuner") is not None and values["engine"] != "kerastuner":
             raise UserError(
                 "--tuner goes with --engine kerastuner (Optuna uses --sampler/--pruner)."
@@ -146,6 +160,7 @@ class Settings:
             tuner=values["tuner"],
             epoch_budget=values["epoch_budget"],
             startup_trials=values["startup_trials"],
+            prior=values["prior"],
             first_rung=values["first_rung"],
             eta=values["eta"],
             bootstrap=values["bootstrap"],
@@ -234,6 +249,9 @@ def make_sampler(s: Settings, worker: int = 0, restarts: int = 0) -> optuna.samp
         sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     else:
         raise UserError(f"sampler {s.sampler!r} is unknown; choose {', '.join(SAMPLERS)}.")
+    if s.prior == "base":  # random: every draw near the base; tpe: its start-up draws
+        startup = s.trials * 10 if s.sampler == "random" else s.startup_trials
+        sampler = NearBase(sampler, s.space().base_point(), startup, seed=seed)
     return sampler  # promote wraps it (search.schedulers.promote.LatestSegments)
 
 

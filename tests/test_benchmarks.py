@@ -39,7 +39,7 @@ def test_ablation_writes_its_variants_and_their_deltas_to_the_full_recipe(tmp_pa
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     figures = json.loads((tmp_path / "ablation.json").read_text())["figures"]
-    assert figures["finished"] == "2 of 2 variants"
+    assert figures["finished"] == "2 of 2 runs"
     rows = figures["variants"]
     assert set(rows) == {"full recipe", "lookahead off", "flip TTA off", "shift TTA off"}
     assert rows["full recipe"]["delta_vs_full"] == 0
@@ -47,6 +47,31 @@ def test_ablation_writes_its_variants_and_their_deltas_to_the_full_recipe(tmp_pa
     assert off["change"] == {"lookahead": False}
     assert off["delta_vs_full"] == off["val_accuracy"] - rows["full recipe"]["val_accuracy"]
     assert len(off["curve"]) == 1
+
+
+def test_ablation_seeds_make_rows_per_seed_and_resume_trains_only_what_is_missing(
+    tmp_path, synthetic_npz
+):
+    args = ["benchmarks/ablation.py", "--data", str(synthetic_npz), "--train-size", "100",
+            "--val-size", "50", "--epochs", "1", "--out", str(tmp_path)]  # fmt: skip
+    assert run_script(*args, "--only", "full recipe", "--seeds", "0,1").returncode == 0
+    path = tmp_path / "ablation.json"
+    first = json.loads(path.read_text())["figures"]["variants"]
+    assert first["full recipe (seed 1)"]["change"] == {"seed": 1}
+    path.write_text(path.read_text().replace(str(first["full recipe"]["train_seconds"]), "-1"))
+    r = run_script(*args, "--only", "full recipe,wsd schedule", "--seeds", "0,1", "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    figures = json.loads(path.read_text())["figures"]
+    rows = figures["variants"]
+    assert figures["finished"] == "4 of 4 runs"
+    assert rows["full recipe"]["train_seconds"] == -1  # kept, not trained again
+    wsd1 = rows["wsd schedule (seed 1)"]
+    assert wsd1["change"] == {"schedule": "wsd", "cooldown": 0.2, "seed": 1}
+    assert wsd1["delta_vs_full"] == (
+        wsd1["val_accuracy"] - rows["full recipe (seed 1)"]["val_accuracy"]
+    )  # against the full recipe of its own seed
+    other = run_script(*args[:-4], "--epochs", "2", "--out", str(tmp_path), "--resume")
+    assert other.returncode != 0 and "holds another task" in other.stderr
 
 
 def test_ablation_refuses_an_unknown_variant_before_loading_any_data(tmp_path):
@@ -220,3 +245,38 @@ def test_benchmark_option_mistakes_are_refused_before_anything_is_measured(tmp_p
         assert r.returncode == 2, r.stderr[-2000:]
         assert message in r.stderr
         assert "Traceback" not in r.stderr and "absent.zip" not in r.stderr
+
+
+def test_fidelity_draws_near_the_base_differ_from_uniform_and_keep_its_values_more_often():
+    from benchmarks.fidelity import draws
+    from search.settings import resolve_space_path
+    from search.space import load_space
+
+    space = load_space(resolve_space_path("fast"))
+    uniform, near = draws(space, 30, 0), draws(space, 30, 0, prior="base")
+    assert uniform[0] == near[0] == space.base_point()  # the base config first, in both
+    assert uniform == draws(space, 30, 0)  # the committed pool's draws are reproduced
+    base = space.base_point()
+
+    def kept(points):  # how often a draw keeps the base's categorical values
+        keys = [k for k, v in base.items() if isinstance(v, str | bool)]
+        return sum(p.get(k) == base[k] for p in points[1:] for k in keys)
+
+    assert kept(near) > kept(uniform) * 1.3
+
+
+def test_fidelity_figures_of_one_schedule_rank_its_rungs_against_its_full_runs():
+    from benchmarks.fidelity import figures
+
+    def entry(rung, full):
+        return {"full": full, "rung_values": {"2": rung, "6": full}, "params": 1,
+                "curve": [0.1] * 6, "cooldown_epochs": 0.0}  # fmt: skip
+
+    res = {"onecycle": {i: entry(r, f) for i, (r, f) in
+                        enumerate([(0.3, 0.7), (0.5, 0.6), (0.4, 0.5), (0.2, 0.4)])}}  # fmt: skip
+    f = figures(res, [2, 6])
+    one = f["onecycle"]
+    assert one["base_rank_full"] == 1 and one["per_rung"]["2"]["base_rank"] == 3
+    assert one["draws_beating_base"] == 0
+    assert one["per_rung"]["2"]["spearman_vs_full"] == pytest.approx(0.4)
+    assert "wsd_full_vs_onecycle_full_spearman" not in f

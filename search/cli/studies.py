@@ -18,7 +18,16 @@ from search.errors import UserError
 
 
 def start_parser() -> argparse.ArgumentParser:
-    from search.settings import DEFAULTS, ENGINES, PRUNERS, QUICK, QUICK_STUDY, SAMPLERS, TUNERS
+    from search.settings import (
+        DEFAULTS,
+        ENGINES,
+        PRIORS,
+        PRUNERS,
+        QUICK,
+        QUICK_STUDY,
+        SAMPLERS,
+        TUNERS,
+    )
 
     p = argparse.ArgumentParser(
         prog="cifar10-search start",
@@ -68,6 +77,12 @@ def start_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help=f"random trials before TPE models the space (default {DEFAULTS['startup_trials']})",
+    )
+    p.add_argument(
+        "--prior",
+        choices=PRIORS,
+        help="where the random start-up draws come from: near the space's base config (the "
+        "default for TPE) or uniform over the space (the default otherwise); see search/prior.py",
     )
     p.add_argument("--seed", type=int)
     p.add_argument("--engine", choices=ENGINES, help="search engine (default optuna)")
