@@ -23,10 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import warnings
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,6 +52,13 @@ METHODS = {
     "f_tpe_promote": dict(
         sampler="tpe", pruner="promote", first_rung=2, eta=3, bootstrap=6, prior="uniform"
     ),
+    # (g) the default as it is now: TPE whose start-up draws come from the prior near the
+    # space's base config (--prior base), the Hyperband pruner
+    "g_tpe_default": dict(sampler="tpe", pruner="hyperband"),
+    # (h) the promote scheduler with honest rungs: every config gets the wsd schedule (the
+    # space's base config with schedule = "wsd", fixed), so each rung is scored on a cooldown
+    # branch; the promote defaults (rungs from 1, eta 3, no bootstrap) and the prior near base
+    "h_tpe_promote_wsd": dict(sampler="tpe", pruner="promote", fixed={"schedule": "wsd"}),
 }
 # the issue's target for (f): reach (c)'s final best within 16 epochs on every seed, and be
 # no worse than (d) at every epoch count from 16 on
@@ -79,19 +88,35 @@ def epochs_to_reach(curve: list[tuple[int, float]], target: float) -> int | None
     return next((x for x, b in curve if b == b and b >= target), None)
 
 
+def space_for(method: str, space: Path, work: Path) -> Path:
+    """The space a method searches: ``space`` itself, or (a method with ``fixed`` keys) a copy
+    in ``work`` with a ``[fixed]`` table of them added."""
+    fixed = METHODS[method].get("fixed")
+    if not fixed:
+        return space
+    text = space.read_text()
+    if "fixed" in tomllib.loads(text):
+        sys.exit(f"{space} has its own [fixed] table; {method} cannot add {fixed} to it.")
+    lines = [f"{k} = {json.dumps(v)}" for k, v in fixed.items()]
+    path = work / f"{space.stem}-{method}.toml"
+    path.write_text(text.rstrip() + "\n\n[fixed]\n" + "\n".join(lines) + "\n")
+    return path
+
+
 def run_one(method: str, seed: int, a: argparse.Namespace, source) -> list[tuple[int, float]]:
     from search.settings import Settings, create_or_resume, load
     from search.worker import run_worker
 
+    options = {k: v for k, v in METHODS[method].items() if k != "fixed"}
     s = Settings.from_options(
-        space=a.space,
+        space=str(space_for(method, Path(a.space), Path(a.work))),
         trials=10_000,
         epochs=a.epochs,
         train_size=a.train_size,
         val_size=a.val_size,
         seed=seed,
         epoch_budget=a.budget,
-        **METHODS[method],
+        **options,
     )
     name = f"{method}-s{seed}"
     create_or_resume(name, None, s, given=set(), enqueue_seed=False)
@@ -109,6 +134,11 @@ def main() -> None:
     p.add_argument("--train-size", type=int, default=5000)
     p.add_argument("--val-size", type=int, default=2000)
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument(
+        "--name",
+        default="search_efficiency",
+        help="output name under results/benchmarks/ (one per task)",
+    )
     p.add_argument(
         "--work",
         default=None,
@@ -128,10 +158,16 @@ def main() -> None:
     )
     p.add_argument("--one", nargs=2, metavar=("METHOD", "SEED"), help=argparse.SUPPRESS)
     a = p.parse_args()
-    unknown = sorted(set(filter(None, a.fresh.split(","))) - set(METHODS))
-    if unknown:
-        p.error(f"--fresh: unknown methods {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    for option in ("methods", "fresh"):
+        unknown = sorted(set(filter(None, getattr(a, option).split(","))) - set(METHODS))
+        if unknown:
+            p.error(
+                f"--{option}: unknown methods {', '.join(unknown)}; "
+                f"choose from {', '.join(METHODS)}"
+            )
     work = Path(a.work or tempfile.mkdtemp(prefix="efficiency-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    a.work = str(work)
     os.environ["CIFAR10_RESULTS"] = str(work)
     task = {
         "space": Path(a.space).name,
@@ -177,7 +213,7 @@ def main() -> None:
                 flush=True,
             )
     figures = summarise(curves, seconds, {**task, "seeds": a.seeds})
-    path = write("search_efficiency", figures)
+    path = write(a.name, figures)
     plot(figures, path.with_suffix(".html"))
 
 
@@ -233,7 +269,63 @@ def summarise(curves: dict[str, list], seconds: dict[str, list], task: dict) -> 
         figures["target"] = verdict(figures)
     if {"f_tpe_promote", "c_random_no_pruning", "d_kerastuner_hyperband"} <= set(summary):
         figures["target_f"] = verdict(figures, "f_tpe_promote", within=F_TARGET_EPOCHS)
+    if {"c_random_no_pruning", "d_kerastuner_hyperband"} <= set(summary):
+        figures["against_kerastuner"] = against_kerastuner(curves, task, grid)
     return figures
+
+
+def interval(values) -> dict:
+    """Mean and 95% t-interval over seeds (NaNs left out; no interval from fewer than 2)."""
+    x = np.asarray([v for v in values if v == v], dtype=float)
+    if len(x) == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    half = float("nan")
+    if len(x) > 1:
+        half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    m = float(x.mean())
+    return {"mean": m, "low": m - half, "high": m + half, "n": int(len(x))}
+
+
+def against_kerastuner(curves: dict[str, list], task: dict, grid: list[int]) -> dict:
+    """Each method against (d) KerasTuner's Hyperband, paired by seed (the same seed's split):
+    the mean best with its 95% interval at every epoch, the paired difference to (d) at a
+    third, half and all of the budget, the share of seeds whose best within a third of the
+    budget reaches (c) random search's final best on that seed, and the target (reach (c)
+    within a third, mean difference to (d) at or above zero at every epoch from a third of the
+    budget on, its interval never wholly below). The default is the method that meets it with
+    the best mean from a third on, or, if none does, the best mean from a third on."""
+    budget = task["epoch_budget"]
+    third = budget / 3
+    marks = sorted({round(third), round(budget / 2), budget})
+    span = [e for e in grid if third <= e <= budget]
+    best = {m: np.array([[best_at(c, e) for e in grid] for c in cs]) for m, cs in curves.items()}
+    d, c_final = best["d_kerastuner_hyperband"], [c[-1][1] for c in curves["c_random_no_pruning"]]
+    n = min(len(d), len(c_final))
+    out: dict = {"seeds_paired": n, "at_epochs": marks, "methods": {}}
+    for method, b in best.items():
+        k = min(n, len(b))
+        bands = [interval(b[:, i]) for i in range(len(grid))]
+        diff = {e: interval(b[:k, grid.index(e)] - d[:k, grid.index(e)]) for e in span}
+        reach = [best_at(curves[method][s], third) >= c_final[s] for s in range(k)]
+        level = all(diff[e]["mean"] >= 0 and not diff[e]["high"] < 0 for e in span)
+        out["methods"][method] = {
+            "seeds": int(len(b)),
+            "mean_best": [x["mean"] for x in bands],
+            "ci_low": [x["low"] for x in bands],
+            "ci_high": [x["high"] for x in bands],
+            "minus_kerastuner": {str(e): diff[e] for e in marks},
+            "share_reaching_c_within_a_third": float(np.mean(reach)) if reach else float("nan"),
+            "mean_best_from_a_third": float(np.nanmean(b[:, [grid.index(e) for e in span]])),
+            "target_met": bool(reach and all(reach) and level and method != "d_kerastuner_hyperband"),
+        }
+    rows = out["methods"]
+    pool = [m for m in rows if rows[m]["target_met"]] or [
+        m for m in rows if m not in ("c_random_no_pruning", "d_kerastuner_hyperband")
+    ]
+    if pool:
+        pick = max(pool, key=lambda m: rows[m]["mean_best_from_a_third"])
+        out["default"] = {"method": pick, "meets_target": rows[pick]["target_met"]}
+    return out
 
 
 def verdict(figures: dict, method: str = "a_tpe_hyperband", within: float | None = None) -> dict:
@@ -269,11 +361,15 @@ def plot(figures: dict, path: Path) -> None:
     fig = go.Figure()
     grid = figures["epochs_grid"]
     colours = plotly.colors.qualitative.D3  # 10 colours: one per method, never run short
+    ci = figures.get("against_kerastuner", {}).get("methods", {})
     for (method, m), colour in zip(figures["methods"].items(), colours):
+        low, high = m["anytime_min"], m["anytime_max"]
+        if method in ci and ci[method]["seeds"] > 1:  # the 95% interval of the mean
+            low, high = ci[method]["ci_low"], ci[method]["ci_high"]
         fig.add_trace(
             go.Scatter(
                 x=grid + grid[::-1],
-                y=m["anytime_max"] + m["anytime_min"][::-1],
+                y=high + low[::-1],
                 fill="toself",
                 fillcolor=colour,
                 opacity=0.15,
@@ -289,7 +385,8 @@ def plot(figures: dict, path: Path) -> None:
         annotation_text="final best of (c), mean",
     )
     fig.update_layout(
-        title="Best validation accuracy against epochs trained (mean, min-max over seeds)",
+        title="Best validation accuracy against epochs trained (mean over seeds; bands: 95% "
+        "interval of the mean where KerasTuner and random search ran, else min-max)",
         xaxis_title="epochs trained (cumulative)",
         yaxis_title="best validation accuracy so far",
     )

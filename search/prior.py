@@ -55,13 +55,40 @@ def draw_near(
     return int(round(x)) if isinstance(dist, IntDistribution) else float(x)
 
 
-class NearBase(optuna.samplers.BaseSampler):
+class Wrapper(optuna.samplers.BaseSampler):
+    """A sampler that hands every call to ``inner``; a subclass overrides what it changes
+    (:class:`NearBase` here, the promote scheduler's ``LatestSegments``)."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler):
+        self.inner = inner
+
+    def infer_relative_search_space(self, study, trial):
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial):
+        self.inner.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+class NearBase(Wrapper):
     """Wrap a sampler: its first ``startup`` draws (finished trials, as TPE counts its
     start-up) come from the prior around ``base`` (parameter name -> base value)."""
 
     def __init__(self, inner: optuna.samplers.BaseSampler, base: dict[str, Any], startup: int,
                  seed: int | None = None, spread: float = SPREAD, keep: float = KEEP):  # fmt: skip
-        self.inner, self.base, self.startup = inner, dict(base), startup
+        super().__init__(inner)
+        self.base, self.startup = dict(base), startup
         self.spread, self.keep = spread, keep
         self._uniform = optuna.samplers.RandomSampler(seed=seed)
         self._rng = np.random.default_rng(seed)
@@ -69,9 +96,6 @@ class NearBase(optuna.samplers.BaseSampler):
     def _starting(self, study: optuna.Study) -> bool:
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         return len(done) < self.startup
-
-    def infer_relative_search_space(self, study, trial):
-        return self.inner.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space):
         if self._starting(study):
@@ -87,13 +111,7 @@ class NearBase(optuna.samplers.BaseSampler):
             param_distribution, self.base[param_name], self._rng, self.spread, self.keep
         )
 
-    def before_trial(self, study, trial):
-        self.inner.before_trial(study, trial)
-
-    def after_trial(self, study, trial, state, values):
-        self.inner.after_trial(study, trial, state, values)
-
     def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
+        super().reseed_rng()
         self._uniform.reseed_rng()
         self._rng = np.random.default_rng()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import run_script
 
-from benchmarks.search_efficiency import summarise, verdict
+from benchmarks.search_efficiency import interval, space_for, summarise, verdict
 
 OTHER_TASK = {"space": "seed.toml", "train_images": 9, "val_images": 9, "epochs_per_trial": 1}
 
@@ -108,6 +109,50 @@ def test_search_efficiency_target_met_when_a_reaches_c_in_a_third_and_never_trai
     assert t["third_of_budget"] == 4
     assert t["a_reaches_c_within_a_third"] and t["a_not_worse_than_d"]
     assert t["a_minus_d_at_budget"] == pytest.approx(0.65 - 0.5)
+
+
+def test_interval_is_the_t_interval_of_the_mean_and_none_from_one_seed():
+    i = interval([0.5, 0.7, float("nan")])  # NaN: a seed with no finished trial yet
+    assert i["mean"] == pytest.approx(0.6) and i["n"] == 2
+    # t(0.975, 1) = 12.706; sd 0.1414 / sqrt 2 = 0.1
+    assert i["high"] - i["mean"] == pytest.approx(12.706 * 0.1, rel=1e-3)
+    one = interval([0.5])
+    assert one["mean"] == 0.5 and one["low"] != one["low"]  # NaN: no interval from one seed
+
+
+def test_against_kerastuner_pairs_seeds_and_picks_the_default_by_the_target():
+    c = [[(3, 0.4), (12, 0.5)], [(3, 0.6), (12, 0.6)], [(4, 0.5), (12, 0.55)]]
+    d = [[(3, 0.3), (12, 0.5)], [(3, 0.3), (12, 0.5)], [(3, 0.3), (12, 0.52)]]
+    ahead = [[(3, 0.5), (12, 0.6)], [(4, 0.65), (12, 0.7)], [(2, 0.6), (12, 0.6)]]
+    late = [[(3, 0.45), (5, 0.9)], [(4, 0.45), (5, 0.9)], [(2, 0.45), (5, 0.9)]]
+    curves = {"c_random_no_pruning": c, "d_kerastuner_hyperband": d, "g_tpe_default": ahead,
+              "h_tpe_promote_wsd": late}  # fmt: skip
+    task = {**TASK, "seeds": 3}
+    k = summarise(curves, {m: [1.0] * 3 for m in curves}, task)["against_kerastuner"]
+    assert k["at_epochs"] == [4, 6, 12] and k["seeds_paired"] == 3
+    g, h = k["methods"]["g_tpe_default"], k["methods"]["h_tpe_promote_wsd"]
+    # paired by seed at 12 epochs: 0.6-0.5, 0.7-0.5, 0.6-0.52
+    assert g["minus_kerastuner"]["12"]["mean"] == pytest.approx((0.1 + 0.2 + 0.08) / 3)
+    assert g["share_reaching_c_within_a_third"] == 1.0 and g["target_met"]
+    # h ends far ahead but never reaches random's final best within 4 epochs on any seed
+    assert h["share_reaching_c_within_a_third"] == 0.0 and not h["target_met"]
+    assert h["mean_best_from_a_third"] > g["mean_best_from_a_third"]
+    assert k["default"] == {"method": "g_tpe_default", "meets_target": True}
+    # when nothing meets it, the best mean from a third of the budget on is the default
+    del curves["g_tpe_default"]
+    k = summarise(curves, {m: [1.0] * 3 for m in curves}, task)["against_kerastuner"]
+    assert k["default"] == {"method": "h_tpe_promote_wsd", "meets_target": False}
+
+
+def test_a_method_with_fixed_keys_searches_a_copy_of_the_space_with_them(tmp_path):
+    from search.space import load_space
+
+    seed = Path(__file__).resolve().parents[1] / "spaces" / "seed.toml"
+    assert space_for("g_tpe_default", seed, tmp_path) == seed
+    copy = space_for("h_tpe_promote_wsd", seed, tmp_path)
+    assert copy.parent == tmp_path
+    space = load_space(copy)
+    assert space.base.schedule == "wsd" and space.params == load_space(seed).params
 
 
 def test_search_efficiency_target_missed_when_a_is_late_or_trails_d_at_some_epoch():

@@ -34,6 +34,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.prior import Wrapper
 from search.record import DONE, Attr, End, continued, promoted
 from search.schedulers import asha as schedule
 from search.schedulers.base import Job, Next, new_config_or_wait, report
@@ -73,11 +74,8 @@ class _StudyView:
         return self.get_trials()
 
 
-class LatestSegments(optuna.samplers.BaseSampler):
+class LatestSegments(Wrapper):
     """Wrap a sampler so it reads the study through :class:`_StudyView`."""
-
-    def __init__(self, inner: optuna.samplers.BaseSampler):
-        self.inner = inner
 
     def infer_relative_search_space(self, study, trial):
         return self.inner.infer_relative_search_space(_StudyView(study), trial)
@@ -88,15 +86,6 @@ class LatestSegments(optuna.samplers.BaseSampler):
     def sample_independent(self, study, trial, param_name, param_distribution):
         view = _StudyView(study)
         return self.inner.sample_independent(view, trial, param_name, param_distribution)
-
-    def before_trial(self, study, trial):
-        self.inner.before_trial(study, trial)
-
-    def after_trial(self, study, trial, state, values):
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
 
 
 # --- promotions -----------------------------------------------------------------------------
