@@ -316,7 +316,9 @@ def against_kerastuner(curves: dict[str, list], task: dict, grid: list[int]) -> 
             "minus_kerastuner": {str(e): diff[e] for e in marks},
             "share_reaching_c_within_a_third": float(np.mean(reach)) if reach else float("nan"),
             "mean_best_from_a_third": float(np.nanmean(b[:, [grid.index(e) for e in span]])),
-            "target_met": bool(reach and all(reach) and level and method != "d_kerastuner_hyperband"),
+            "target_met": bool(
+                reach and all(reach) and level and method != "d_kerastuner_hyperband"
+            ),
         }
     rows = out["methods"]
     pool = [m for m in rows if rows[m]["target_met"]] or [
