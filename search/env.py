@@ -2,7 +2,11 @@
 
 Every variable the package reads is in :data:`VARIABLES` (the README lists the same); nothing
 else passes values through ``os.environ``. Context such as a worker's index travels as
-arguments. To add a variable: a row in :data:`VARIABLES`, a reader here, a line in the README.
+arguments. The one exception, set by the package and never by a user: the test-split guard
+(``search.data.GUARD_ENV``), an environment variable so that every process a search starts
+(local workers, KerasTuner's, a restarting worker, a library's own subprocesses) inherits the
+refusal without each call site having to pass it on. To add a variable: a row in
+:data:`VARIABLES`, a reader here, a line in the README.
 """
 
 from __future__ import annotations

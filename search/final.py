@@ -124,7 +124,7 @@ def search_outcome(t: optuna.trial.FrozenTrial) -> str:
 
 def race(
     name: str, study: optuna.Study, settings, source: Source, *, k: int, epochs: int,
-    verbose: bool = True,
+    schedule: str | None = None, verbose: bool = True,
 ) -> dict:  # fmt: skip
     """Train each of the race's :func:`entrants` at the retrain's epochs on the train split
     and score it on the validation images (with the TTA its config asks for): the winner goes
@@ -136,8 +136,17 @@ def race(
         for t in entrants(study, k):
             config = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}")
             config = config.replace(epochs=epochs, train_size=None, val_size=settings.val_size)
+            if schedule is not None:
+                config = config.replace(schedule=schedule)
             run = out / f"trial-{t.number}"
             scored = run / "race.json"
+            ran = run / "config.json"
+            if ran.exists() and Config.from_json(ran) != config:  # another --schedule/--epochs
+                raise UserError(
+                    f"{run} holds a race run of another config (epochs {config.epochs}, "
+                    f"schedule {config.schedule} asked here); move {out} away to race again. "
+                    "Nothing was changed."
+                )
             if not scored.exists():
                 is_base = t.user_attrs.get(Attr.ENQUEUED) == BASE_CONFIG
                 if verbose:
@@ -188,13 +197,16 @@ def retrain(
     epoch_factor: float = DEFAULT_EPOCH_FACTOR,
     seeds: int = 1,
     race_k: int | None = None,
+    schedule: str | None = None,
     verbose: bool = True,
 ) -> Path:
     """Train the chosen trial's exact config on all training images, once per seed.
 
     Epochs default to the study's epoch budget times ``epoch_factor``; the learning-rate
     schedule is defined in fractions of the run, so it stretches to the new length. With
-    ``race_k``, the trial is the winner of :func:`race` among the top ``race_k``. Run again
+    ``race_k``, the trial is the winner of :func:`race` among the top ``race_k``. With
+    ``schedule``, the race and the retrain use that learning-rate schedule kind in place of
+    the searched config's (the rest of the config as searched). Run again
     after an interruption: finished seeds are kept, an unfinished one resumes from its last
     epoch.
     """
@@ -206,12 +218,17 @@ def retrain(
     n_epochs = epochs or max(1, round(settings.epochs * epoch_factor))
     raced = None
     if race_k is not None:
-        raced = race(name, study, settings, source, k=race_k, epochs=n_epochs, verbose=verbose)
+        raced = race(
+            name, study, settings, source, k=race_k, epochs=n_epochs, schedule=schedule,
+            verbose=verbose,
+        )  # fmt: skip
         t = study.get_trials(deepcopy=False)[raced["winner"]]  # the base config may win
     else:
         t = pick_trial(study, trial)
     searched = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}'s config")
     config = searched.replace(val_size=0, train_size=None, epochs=n_epochs)
+    if schedule is not None:
+        config = config.replace(schedule=schedule)
     out = final_dir(name)
     out.mkdir(parents=True, exist_ok=True)
     previous = out / "retrain.json"

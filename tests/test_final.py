@@ -318,6 +318,36 @@ def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, m
     assert trained == [0.003, 0.01, 0.02, 0.02]  # the race's three, then the base config
 
 
+def test_schedule_replaces_the_searched_schedule_in_the_race_and_the_retrain(
+    tiny_data, monkeypatch, capsys
+):
+    """A search on wsd rungs, retrained with one-cycle: both stages train one-cycle, and a race
+    folder of the searched schedule is refused, not reused."""
+    raced_study()
+    trained = []
+
+    def train_run(config, source, run, **kw):  # what it trained, with the config it writes
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(config.to_dict()))
+        (run / "train.json").write_text('{"train_images": 200, "val_images": 100}')
+        (run / "model.keras").write_text("")
+        trained.append((config.schedule, config.val_size))
+
+    monkeypatch.setattr(final, "train_run", train_run)
+    monkeypatch.setattr(final, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
+    src = resolve_source(tiny_data)
+    out = final.retrain("race", None, src, epochs=1, race_k=1, schedule="onecycle", verbose=False)
+    assert trained == [("onecycle", 100), ("onecycle", 0)]  # the race's entrant, the retrain
+    assert Config.from_json(out / "best_config.json").schedule == "onecycle"
+    args = ["retrain", "--study", "race", "--data", str(tiny_data), "--race", "1", "--epochs", "1"]
+    assert main(args) == 2  # the searched schedule: the race folder holds one-cycle runs
+    err = capsys.readouterr().err
+    assert "holds a race run of another config" in err and "schedule constant" in err
+    assert len(trained) == 2  # nothing trained
+    assert main(["train", "--preset", "seed", "--schedule", "wsd"]) == 2
+    assert "--schedule goes with --study NAME" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "end, raced",
     [("over_budget", [1, 2]), ("diverged", [1, 2]), ("error", [1, 2]), ("pruned", [1, 2, 0]),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from search.cli.common import add_data_option, guarded, quiet
-from search.config import Config, preset
+from search.config import SCHEDULES, Config, preset
 from search.errors import ConfigError, UserError
 
 
@@ -86,6 +86,13 @@ def train_parser() -> argparse.ArgumentParser:
         "one that scores best on validation",
     )
     g.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help="race and retrain with this learning-rate schedule instead of the searched one "
+        "(onecycle after a search whose promote rungs used wsd: 0.5 points better at full "
+        "length, and wsd's rungs rank configs as one-cycle's full runs do)",
+    )
+    g.add_argument(
         "--epoch-factor",
         type=float,
         default=None,
@@ -101,7 +108,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     if args.study:
         return _retrain(args)
-    for opt in ("trial", "epoch_factor", "race"):
+    for opt in ("trial", "epoch_factor", "race", "schedule"):
         if getattr(args, opt) is not None:
             raise UserError(f"--{opt.replace('_', '-')} goes with --study NAME.")
     config = config_from_args(args)
@@ -146,6 +153,7 @@ def _retrain(args: argparse.Namespace) -> int:
         epoch_factor=args.epoch_factor or final.DEFAULT_EPOCH_FACTOR,
         seeds=args.seeds,
         race_k=args.race,
+        schedule=args.schedule,
         verbose=not args.quiet,
     )
     print(f"retrained: test it once with 'python cifar10_test.py --study {args.study}'")
