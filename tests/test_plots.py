@@ -93,15 +93,15 @@ def mixed_study(name="mixed"):
 def test_pareto_front_and_budget_view_data():
     study, s = mixed_study()
     info = plots.pareto_info(study, "latency_p50_ms", s.max_latency_ms)
-    assert info["front"] == [1, 0, 3]  # #2 is beaten by #0: slower and less accurate
-    assert [p["number"] for p in info["over_budget"]] == [5]
-    assert [(p["number"], p["value"]) for p in info["pruned"]] == [(4, 0.3)]
+    assert info.front == [1, 0, 3]  # #2 is beaten by #0: slower and less accurate
+    assert [p.number for p in info.over_budget] == [5]
+    assert [(p.number, p.value) for p in info.pruned] == [(4, 0.3)]
     fig = plots.pareto_figure(info)
     front = next(t for t in fig.data if t.name == "Pareto front")
     assert list(front.x) == [3.0, 5.0, 10.0] and list(front.y) == [0.7, 0.8, 0.9]
     assert any(shape.x0 == 20.0 for shape in fig.layout.shapes)  # the latency limit
     by_params = plots.pareto_info(study, "n_params", s.max_params)
-    assert by_params["front"] == [1, 0, 3] and by_params["limit"] == 1_000_000
+    assert by_params.front == [1, 0, 3] and by_params.limit == 1_000_000
 
 
 def test_pareto_front_keeps_ties_and_drops_dominated_points():
@@ -139,10 +139,10 @@ def test_omega_squared_discounts_chance_and_groups_missing_values():
 
 def test_learning_curves_show_pruned_trials_as_such():
     study, _ = mixed_study("curves")
-    info = {c["number"]: c for c in plots.learning_curves_info(study)}
+    info = {c.number: c for c in plots.learning_curves_info(study)}
     assert set(info) == {0, 1, 2, 3, 4}  # trials without epochs have no curve
-    assert info[4]["end"] == "pruned" and info[4]["values"] == [0.3]
-    assert info[3]["epochs"] == [1, 2, 3]
+    assert info[4].end == "pruned" and info[4].values == [0.3]
+    assert info[3].epochs == [1, 2, 3]
     fig = plots.learning_curves_figure(list(info.values()))
     pruned = next(t for t in fig.data if t.name == "#4 pruned")
     assert pruned.line.dash == "dash" and pruned.marker.symbol[-1] == "x"

@@ -17,13 +17,19 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import optuna
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from search.plots.info import importances_info, learning_curves_info, pareto_info, summary_info
+from search.plots.info import (
+    Curve,
+    ParetoInfo,
+    importances_info,
+    learning_curves_info,
+    pareto_info,
+    summary_info,
+)
 from search.plots.stats import _groups, omega_squared, pareto_front  # noqa: F401 - re-exported
 from search.record import Attr, End
 from search.report import report_html, trials_frame
@@ -51,24 +57,24 @@ def message_figure(title: str, text: str) -> go.Figure:
     return fig
 
 
-def learning_curves_figure(info: list[dict[str, Any]]) -> go.Figure:
+def learning_curves_figure(info: list[Curve]) -> go.Figure:
     fig = go.Figure()
     for c in info:
-        colour, dash = END_STYLE.get(c["end"], ("#ff7f0e", "dashdot"))
+        colour, dash = END_STYLE.get(c.end, ("#ff7f0e", "dashdot"))
         fig.add_trace(
             go.Scatter(
-                x=c["epochs"],
-                y=c["values"],
+                x=c.epochs,
+                y=c.values,
                 mode="lines+markers",
-                name=f"#{c['number']} {c['end']}",
-                legendgroup=c["end"],
+                name=f"#{c.number} {c.end}",
+                legendgroup=c.end,
                 line={"color": colour, "dash": dash},
                 marker={
-                    "symbol": ["circle"] * (len(c["epochs"]) - 1)
-                    + ["x" if c["end"] != End.COMPLETE else "circle"],
+                    "symbol": ["circle"] * (len(c.epochs) - 1)
+                    + ["x" if c.end != End.COMPLETE else "circle"],
                     "size": 7,
                 },
-                opacity=1.0 if c["end"] == End.COMPLETE else 0.6,
+                opacity=1.0 if c.end == End.COMPLETE else 0.6,
             )
         )
     fig.update_layout(
@@ -99,64 +105,64 @@ def importances_figure(info: dict[str, float]) -> go.Figure:
     return fig
 
 
-def pareto_figure(info: dict[str, Any]) -> go.Figure:
-    label = {"latency_p50_ms": "latency p50 (ms, batch 1)", "n_params": "parameters"}[info["cost"]]
+def pareto_figure(info: ParetoInfo) -> go.Figure:
+    label = {"latency_p50_ms": "latency p50 (ms, batch 1)", "n_params": "parameters"}[info.cost]
     fig = go.Figure()
-    done = info["complete"]
-    front = set(info["front"])
+    done = info.complete
+    front = set(info.front)
     fig.add_trace(
         go.Scatter(
-            x=[p["cost"] for p in done],
-            y=[p["value"] for p in done],
+            x=[p.cost for p in done],
+            y=[p.value for p in done],
             mode="markers",
             name="complete",
-            text=[f"#{p['number']}" for p in done],
+            text=[f"#{p.number}" for p in done],
             marker={
-                "color": ["#d62728" if p["number"] in front else "#1f77b4" for p in done],
+                "color": ["#d62728" if p.number in front else "#1f77b4" for p in done],
                 "size": 9,
             },
         )
     )
-    f = [p for p in done if p["number"] in front]
-    f.sort(key=lambda p: p["cost"])
+    f = [p for p in done if p.number in front]
+    f.sort(key=lambda p: p.cost)
     fig.add_trace(
         go.Scatter(
-            x=[p["cost"] for p in f],
-            y=[p["value"] for p in f],
+            x=[p.cost for p in f],
+            y=[p.value for p in f],
             mode="lines",
             name="Pareto front",
             line={"color": "#d62728"},
         )
     )
-    if info["pruned"]:
+    if info.pruned:
         fig.add_trace(
             go.Scatter(
-                x=[p["cost"] for p in info["pruned"]],
-                y=[p["value"] for p in info["pruned"]],
+                x=[p.cost for p in info.pruned],
+                y=[p.value for p in info.pruned],
                 mode="markers",
                 name="pruned (last reported epoch)",
-                text=[f"#{p['number']}" for p in info["pruned"]],
+                text=[f"#{p.number}" for p in info.pruned],
                 marker={"color": "#bdbdbd", "symbol": "circle-open", "size": 8},
             )
         )
-    if info["over_budget"]:
+    if info.over_budget:
         fig.add_trace(
             go.Scatter(
-                x=[p["cost"] for p in info["over_budget"]],
-                y=[0.0] * len(info["over_budget"]),
+                x=[p.cost for p in info.over_budget],
+                y=[0.0] * len(info.over_budget),
                 mode="markers",
                 name="over budget (not trained)",
-                text=[f"#{p['number']}" for p in info["over_budget"]],
+                text=[f"#{p.number}" for p in info.over_budget],
                 marker={"color": "#ff7f0e", "symbol": "x", "size": 9},
             )
         )
     fig.add_vline(
-        x=info["limit"],
+        x=info.limit,
         line_dash="dash",
         line_color="#ff7f0e",
-        annotation_text=f"budget {info['limit']:,.0f}"
-        if info["cost"] == "n_params"
-        else f"budget {info['limit']:g} ms",
+        annotation_text=f"budget {info.limit:,.0f}"
+        if info.cost == "n_params"
+        else f"budget {info.limit:g} ms",
     )
     fig.update_layout(
         title=f"Validation accuracy against {label}",

@@ -3,7 +3,7 @@ drawing): learning curves, importances, accuracy against a cost, the summary."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import optuna
@@ -15,7 +15,36 @@ from search.report import tally
 from search.settings import Settings
 
 
-def learning_curves_info(study: optuna.Study) -> list[dict[str, Any]]:
+class Curve(NamedTuple):
+    """One config's learning curve (its segments joined)."""
+
+    number: int  # the config's first segment
+    end: str  # how its last segment ended (search.record.End)
+    state: str
+    epochs: list[int]
+    values: list[float]
+    segments: list[int]
+
+
+class Point(NamedTuple):
+    """A trial on the accuracy-against-cost plane (``value`` None: refused before training)."""
+
+    number: int
+    cost: float
+    value: float | None = None
+    end: str = ""
+
+
+class ParetoInfo(NamedTuple):
+    cost: str  # the user attribute: latency_p50_ms or n_params
+    limit: float
+    complete: list[Point]
+    front: list[int]  # trial numbers on the Pareto front among ``complete``
+    pruned: list[Point]  # at their last reported accuracy
+    over_budget: list[Point]
+
+
+def learning_curves_info(study: optuna.Study) -> list[Curve]:
     """Validation accuracy after each epoch of every config that reported one: a promoted
     config's segments joined into one curve, ending as its last segment ended."""
     out = []
@@ -24,16 +53,10 @@ def learning_curves_info(study: optuna.Study) -> list[dict[str, Any]]:
         curve = {step: v for t in chain for step, v in t.intermediate_values.items()}
         if curve:
             steps = sorted(curve)
-            out.append(
-                {
-                    "number": number,
-                    "end": end[chain[-1].number][0],
-                    "state": chain[-1].state.name,
-                    "epochs": steps,
-                    "values": [curve[s] for s in steps],
-                    "segments": [t.number for t in chain],
-                }
-            )
+            last = chain[-1]
+            values = [curve[s] for s in steps]
+            segments = [t.number for t in chain]
+            out.append(Curve(number, end[last.number][0], last.state.name, steps, values, segments))
     return out
 
 
@@ -56,7 +79,7 @@ def importances_info(study: optuna.Study) -> dict[str, float]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
+def pareto_info(study: optuna.Study, cost: str, limit: float) -> ParetoInfo:
     """Accuracy against ``cost`` (``latency_p50_ms`` or ``n_params``).
 
     ``complete``: trained trials, with the Pareto front among them; ``pruned``: stopped trials
@@ -69,21 +92,14 @@ def pareto_info(study: optuna.Study, cost: str, limit: float) -> dict[str, Any]:
         if c is None:
             continue
         if t.state == TrialState.COMPLETE and t.value is not None:
-            complete.append({"number": t.number, "value": t.value, "cost": c})
+            complete.append(Point(t.number, c, t.value, End.COMPLETE))
         elif end[t.number][0] == End.OVER_BUDGET:
-            over.append({"number": t.number, "cost": c})
+            over.append(Point(t.number, c, None, End.OVER_BUDGET))
         elif t.intermediate_values:
             last = t.intermediate_values[max(t.intermediate_values)]
-            pruned.append({"number": t.number, "value": last, "cost": c, "end": end[t.number][0]})
-    front = pareto_front([(p["value"], p["cost"]) for p in complete])
-    return {
-        "cost": cost,
-        "limit": limit,
-        "complete": complete,
-        "front": [complete[i]["number"] for i in front],
-        "pruned": pruned,
-        "over_budget": over,
-    }
+            pruned.append(Point(t.number, c, last, end[t.number][0]))
+    front = pareto_front([(p.value, p.cost) for p in complete])
+    return ParetoInfo(cost, limit, complete, [complete[i].number for i in front], pruned, over)
 
 
 def summary_info(study: optuna.Study, settings: Settings) -> dict[str, Any]:
