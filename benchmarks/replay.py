@@ -26,7 +26,7 @@ non-finite value is NaN (never promoted; Optuna's reporter skips it). A trial th
 0 epochs (over the parameter or latency budget) costs 0 epochs.
 
 Usage: ``python benchmarks/replay.py [--pool PATH ...] [--orders 2000] [--budget 48]
-[--workers 1,4] [--seed 0] [--dedupe]``.
+[--workers 1,4] [--seed 0] [--dedupe] [--name replay]``.
 """
 
 from __future__ import annotations
@@ -545,6 +545,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dedupe", action="store_true", help="one curve per distinct config")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--name", default="replay", help="output name under results/benchmarks/")
     a = p.parse_args()
     t0 = time.perf_counter()
     pool, pools = [], []
@@ -569,12 +570,18 @@ def main() -> None:
         "best_before_first_complete": 0.0,
         "workers": {},
     }
+    third = round(a.budget / 3)  # the target's epochs (16 of 48)
     for w in (int(x) for x in a.workers.split(",")):
-        f = replay(pool, orders=a.orders, budget=a.budget, workers=w, seed=a.seed)
-        recs = {c: recommend(f, curve=c) for c in ("mean_best", "mean_best_given_complete")}
+        f = replay(
+            pool, orders=a.orders, budget=a.budget, workers=w, seed=a.seed, max_epochs=a.epochs,
+            within=third,
+        )  # fmt: skip
+        recs = {
+            c: recommend(f, curve=c, start=third) for c in ("mean_best", "mean_best_given_complete")
+        }
         figures["workers"][str(w)] = {"methods": f, "recommendation": recs}
         print(f"\nW={w}: {a.orders} orders, budget {a.budget} epochs, oracle {figures['oracle']}")
-        print(table(f))
+        print(table(f, within=third))
         for c, rec in recs.items():
             print(f"{c}: recommended {rec['choice']}, earliest to (c) {rec['earliest_to_c']}")
             for name, v in rec["versus_peer"].items():
@@ -587,7 +594,7 @@ def main() -> None:
     if not a.no_write:
         from benchmarks.common import write  # imports Keras: only here, never for the tests
 
-        write("replay", figures)
+        write(a.name, figures)
 
 
 if __name__ == "__main__":
