@@ -17,6 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import plotly.graph_objects as go
@@ -25,6 +26,7 @@ from optuna.trial import TrialState
 from search.plots.info import (
     Curve,
     ParetoInfo,
+    Point,
     importances_info,
     learning_curves_info,
     pareto_info,
@@ -105,57 +107,32 @@ def importances_figure(info: dict[str, float]) -> go.Figure:
     return fig
 
 
+def _points(points: list[Point], name: str, mode: str = "markers", **style: Any) -> go.Scatter:
+    """Trials on the accuracy-against-cost plane (refused ones, without a value, on the axis)."""
+    return go.Scatter(
+        x=[p.cost for p in points],
+        y=[0.0 if p.value is None else p.value for p in points],
+        mode=mode,
+        name=name,
+        text=[f"#{p.number}" for p in points],
+        **style,
+    )
+
+
 def pareto_figure(info: ParetoInfo) -> go.Figure:
     label = {"latency_p50_ms": "latency p50 (ms, batch 1)", "n_params": "parameters"}[info.cost]
     fig = go.Figure()
-    done = info.complete
     front = set(info.front)
-    fig.add_trace(
-        go.Scatter(
-            x=[p.cost for p in done],
-            y=[p.value for p in done],
-            mode="markers",
-            name="complete",
-            text=[f"#{p.number}" for p in done],
-            marker={
-                "color": ["#d62728" if p.number in front else "#1f77b4" for p in done],
-                "size": 9,
-            },
-        )
-    )
-    f = [p for p in done if p.number in front]
-    f.sort(key=lambda p: p.cost)
-    fig.add_trace(
-        go.Scatter(
-            x=[p.cost for p in f],
-            y=[p.value for p in f],
-            mode="lines",
-            name="Pareto front",
-            line={"color": "#d62728"},
-        )
-    )
+    colours = ["#d62728" if p.number in front else "#1f77b4" for p in info.complete]
+    fig.add_trace(_points(info.complete, "complete", marker={"color": colours, "size": 9}))
+    f = sorted((p for p in info.complete if p.number in front), key=lambda p: p.cost)
+    fig.add_trace(_points(f, "Pareto front", mode="lines", line={"color": "#d62728"}))
     if info.pruned:
-        fig.add_trace(
-            go.Scatter(
-                x=[p.cost for p in info.pruned],
-                y=[p.value for p in info.pruned],
-                mode="markers",
-                name="pruned (last reported epoch)",
-                text=[f"#{p.number}" for p in info.pruned],
-                marker={"color": "#bdbdbd", "symbol": "circle-open", "size": 8},
-            )
-        )
+        marker = {"color": "#bdbdbd", "symbol": "circle-open", "size": 8}
+        fig.add_trace(_points(info.pruned, "pruned (last reported epoch)", marker=marker))
     if info.over_budget:
-        fig.add_trace(
-            go.Scatter(
-                x=[p.cost for p in info.over_budget],
-                y=[0.0] * len(info.over_budget),
-                mode="markers",
-                name="over budget (not trained)",
-                text=[f"#{p.number}" for p in info.over_budget],
-                marker={"color": "#ff7f0e", "symbol": "x", "size": 9},
-            )
-        )
+        marker = {"color": "#ff7f0e", "symbol": "x", "size": 9}
+        fig.add_trace(_points(info.over_budget, "over budget (not trained)", marker=marker))
     fig.add_vline(
         x=info.limit,
         line_dash="dash",
