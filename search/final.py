@@ -368,6 +368,26 @@ def describe(result: dict) -> str:
         f"parameters {result['params']:,}  latency p50 {result['latency_p50_ms']:.2f} ms  "
         f"p95 {result['latency_p95_ms']:.2f} ms ({result['latency_threads']} threads)"
     )
+    lines += against_base(result.get("race"))
     if any(not math.isfinite(a) for a in result["accuracy_per_seed"]):
         lines.append("warning: a seed's accuracy is not finite")
     return "\n".join(lines)
+
+
+def against_base(race: dict | None) -> list[str]:
+    """The race's pick against the space's base config, on validation (lines for
+    :func:`describe`; none when the race did not include the base)."""
+    rows = {r["trial"]: r for r in (race or {}).get("candidates", [])}
+    base = next((r for r in rows.values() if r.get("base")), None)
+    if base is None:
+        return []
+    pick = rows[race["winner"]]
+    where = f"validation after {race['epochs']} epochs on {race['train_images']:,} images"
+    if pick is base:
+        return [f"race ({where}): the space's base config (trial {base['trial']}) won, "
+                f"{base['score']:.4f}: the search found nothing better"]  # fmt: skip
+    gap = pick["score"] - base["score"]
+    return [
+        f"race ({where}): trial {pick['trial']} {pick['score']:.4f} against the space's base "
+        f"config (trial {base['trial']}) {base['score']:.4f}: {100 * gap:+.2f} points"
+    ]

@@ -375,3 +375,16 @@ def test_bad_race_options_are_refused_by_name(args, message, tiny_data, capsys):
     assert main(["retrain", "--study", "race", "--data", str(tiny_data), *args]) == 2
     assert message in capsys.readouterr().err
     assert not (final.final_dir("race") / "race").exists()  # nothing trained
+
+
+def test_the_test_report_sets_the_pick_against_the_base_config_when_it_raced():
+    race = {"epochs": 10, "train_images": 45000, "winner": 3,
+            "candidates": [{"trial": 3, "base": False, "score": 0.8412},
+                           {"trial": 0, "base": True, "score": 0.8190}]}  # fmt: skip
+    (line,) = final.against_base(race)
+    assert "trial 3 0.8412 against the space's base config (trial 0) 0.8190: +2.22 points" in line
+    assert "validation after 10 epochs on 45,000 images" in line
+    (won,) = final.against_base({**race, "winner": 0})
+    assert "base config (trial 0) won, 0.8190: the search found nothing better" in won
+    assert final.against_base({**race, "candidates": race["candidates"][:1]}) == []
+    assert final.against_base(None) == []
