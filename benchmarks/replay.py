@@ -520,7 +520,7 @@ def recommend(
 
 
 def table(figures: dict, within: int = 16) -> str:
-    rows = [f"{'method':24} {'final':>7} {'=oracle':>7} {'med':>5} {'p90':>5} {'<=16':>5}"]
+    rows = [f"{'method':24} {'final':>7} {'=oracle':>7} {'med':>5} {'p90':>5} {f'<={within}':>5}"]
     for name, m in figures.items():
         r = m["reach_c_final"]
         rows.append(
