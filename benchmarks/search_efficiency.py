@@ -59,6 +59,11 @@ METHODS = {
     # space's base config with schedule = "wsd", fixed), so each rung is scored on a cooldown
     # branch; the promote defaults (rungs from 1, eta 3, no bootstrap) and the prior near base
     "h_tpe_promote_wsd": dict(sampler="tpe", pruner="promote", fixed={"schedule": "wsd"}),
+    # (i) (h) on the trimmed rung ladder (no rung just below the top: 1, 4 for 4-epoch trials
+    # where (h) paused at 1, 3, 4) with uniform start-up draws, as the replay gives every method
+    "i_tpe_promote_wsd_trim": dict(
+        sampler="tpe", pruner="promote", prior="uniform", fixed={"schedule": "wsd"}
+    ),
 }
 # the issue's target for (f): reach (c)'s final best within 16 epochs on every seed, and be
 # no worse than (d) at every epoch count from 16 on

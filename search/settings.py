@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = dict(
     first_rung=1,  # promote: the replay (benchmarks/replay.py) chose r = 1, eta = 3
     eta=3,
     bootstrap=0,  # promote: ASHA's own rule (the replay: at r = 1 a bootstrap only delays)
+    trim_rungs=True,  # promote: no rung just below the top (search.schedulers.asha.rungs)
 )
 # training state a pause cannot keep: refused with --pruner promote
 NOT_PAUSABLE = ("ema", "plateau", "early_stop")
@@ -93,6 +94,7 @@ class Settings:
     eta: int = 3  # promote: the reduction factor (the top 1/eta of a rung go on)
     bootstrap: int = 0  # promote: configs at the first rung before its first promotion (older
     # studies: 0, ASHA's own rule)
+    trim_rungs: bool = False  # promote: drop a rung just below the top (older studies: kept)
 
     @classmethod
     def from_options(
@@ -164,6 +166,7 @@ class Settings:
             first_rung=values["first_rung"],
             eta=values["eta"],
             bootstrap=values["bootstrap"],
+            trim_rungs=values["trim_rungs"],
         )
 
     def space(self) -> Space:

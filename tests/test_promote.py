@@ -4,6 +4,7 @@ sampler, the locks and the checkpoint store around them."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from pathlib import Path
@@ -125,6 +126,17 @@ def test_bootstrap_waits_for_more_configs_but_never_past_the_studys_own():
     assert promotion.promote_next(study, s) == 3  # the best of four
     small, s3 = made_study("boot3", [0.5, 0.4, 0.3], bootstrap=6, trials=3)
     assert promotion.promote_next(small, s3) == 0  # a 3-config study waits for its 3 only
+
+
+def test_new_studies_trim_the_rung_below_the_top_and_older_studies_keep_theirs():
+    new = settings(epochs=4)
+    assert promotion.rung_list(new) == [1, 4]  # not 1, 3, 4: a rung just below the top
+    study = optuna.create_study()
+    new.store(study)
+    stored = json.loads(study.user_attrs["settings"])
+    del stored["trim_rungs"]  # a study made before the key existed
+    study.set_user_attr("settings", json.dumps(stored))
+    assert promotion.rung_list(Settings.of(study)) == [1, 3, 4]  # its paused trials still count
 
 
 def test_two_workers_racing_promote_a_segment_once(monkeypatch):

@@ -23,13 +23,26 @@ NAN = float("nan")
         (2, 3, 6, [2, 6]),
         (1, 2, 6, [1, 2, 4, 6]),
         (2, 2, 6, [2, 4, 6]),
-        (1, 4, 6, [1, 4, 6]),
+        (1, 4, 6, [1, 6]),  # 4 is less than sqrt(4) below 6: trimmed
         (6, 3, 6, [6]),
         (1, 3, 9, [1, 3, 9]),
+        (1, 3, 4, [1, 4]),
+        (2, 3, 8, [2, 8]),
+        (1, 3, 10, [1, 3, 10]),
+        (1, 2, 5, [1, 2, 5]),
+        (3, 3, 4, [3, 4]),  # the first rung is never trimmed
     ],
 )
 def test_rungs(r, eta, top, expected):
     assert rungs(r, eta, top) == expected
+
+
+@pytest.mark.parametrize(
+    "r, eta, top, expected",
+    [(1, 3, 4, [1, 3, 4]), (2, 3, 8, [2, 6, 8]), (1, 4, 6, [1, 4, 6]), (1, 3, 6, [1, 3, 6])],
+)
+def test_rungs_untrimmed_as_older_studies_keep_them(r, eta, top, expected):
+    assert rungs(r, eta, top, trim=False) == expected
 
 
 @pytest.mark.parametrize(

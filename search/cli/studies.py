@@ -61,8 +61,8 @@ def start_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eta",
         type=int,
-        help=f"--pruner promote: rungs at R, R*eta, ...; the top 1/eta of a rung go on "
-        f"(default {DEFAULTS['eta']})",
+        help=f"--pruner promote: rungs at R, R*eta, ... and --epochs (less a rung within "
+        f"sqrt(eta) of --epochs); the top 1/eta of a rung go on (default {DEFAULTS['eta']})",
     )
     p.add_argument(
         "--bootstrap",

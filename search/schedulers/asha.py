@@ -15,9 +15,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
-def rungs(r: int, eta: int, max_epochs: int) -> list[int]:
+def rungs(r: int, eta: int, max_epochs: int, trim: bool = True) -> list[int]:
     """The epochs a trial pauses at: ``r, r*eta, r*eta**2, ...`` below ``max_epochs``, then
-    ``max_epochs`` itself (``rungs(1, 3, 6) == [1, 3, 6]``, ``rungs(1, 2, 6) == [1, 2, 4, 6]``)."""
+    ``max_epochs`` itself (``rungs(1, 3, 6) == [1, 3, 6]``, ``rungs(1, 2, 6) == [1, 2, 4, 6]``).
+
+    With ``trim`` (new studies), a rung that sits less than ``sqrt(eta)`` below the top is
+    dropped, unless it is the first: ``rungs(1, 3, 4) == [1, 4]``, not ``[1, 3, 4]``. A rung
+    just below the top costs a whole level of promotions (eta configs must reach it before one
+    is completed) for one more epoch of information; Hyperband's brackets, geometric from the
+    top, have no such rung. On the cheap replay task (4-epoch trials) the untrimmed ladder had
+    no complete trial by epoch 12 in most orders (benchmarks/replay.py)."""
     if eta < 2:
         raise ValueError(f"eta (the reduction factor) must be at least 2, not {eta}")
     if r < 1:
@@ -28,6 +35,8 @@ def rungs(r: int, eta: int, max_epochs: int) -> list[int]:
     while x < max_epochs:
         out.append(x)
         x *= eta
+    if trim and len(out) > 1 and max_epochs < out[-1] * math.sqrt(eta):
+        out.pop()
     return [*out, max_epochs]
 
 

@@ -92,7 +92,7 @@ class LatestSegments(Wrapper):
 
 
 def rung_list(settings) -> list[int]:
-    return schedule.rungs(settings.first_rung, settings.eta, settings.epochs)
+    return schedule.rungs(settings.first_rung, settings.eta, settings.epochs, settings.trim_rungs)
 
 
 def entries(trials: list[FrozenTrial], store=None) -> list[schedule.Entry]:
