@@ -144,6 +144,21 @@ def test_against_kerastuner_pairs_seeds_and_picks_the_default_by_the_target():
     assert k["default"] == {"method": "h_tpe_promote_wsd", "meets_target": False}
 
 
+def test_a_seed_without_a_complete_trial_counts_as_chance_when_the_default_is_picked():
+    nan = float("nan")
+    c = [[(3, 0.4), (12, 0.5)], [(3, 0.6), (12, 0.6)], [(4, 0.5), (12, 0.55)]]
+    d = [[(3, 0.3), (12, 0.5)]] * 3
+    steady = [[(3, 0.5), (12, 0.55)]] * 3
+    late = [[(3, nan), (10, 0.6)]] * 3  # nothing to hand on before epoch 10
+    curves = {"c_random_no_pruning": c, "d_kerastuner_hyperband": d, "g_tpe_default": steady,
+              "h_tpe_promote_wsd": late}  # fmt: skip
+    k = summarise(curves, {m: [1.0] * 3 for m in curves}, {**TASK, "seeds": 3})
+    rows = k["against_kerastuner"]["methods"]
+    # from a third (epoch 4) to 12: six epochs at chance, three at 0.6
+    assert rows["h_tpe_promote_wsd"]["mean_best_from_a_third"] == pytest.approx(2.4 / 9)
+    assert k["against_kerastuner"]["default"]["method"] == "g_tpe_default"
+
+
 def test_a_method_with_fixed_keys_searches_a_copy_of_the_space_with_them(tmp_path):
     from search.space import load_space
 
