@@ -12,7 +12,6 @@ about every trial: an :class:`~search.record.Attr` key, set in :meth:`Objective.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import resource
 import socket
@@ -194,8 +193,7 @@ class Objective:
 
         from search.models import build_model
 
-        keras.backend.clear_session(free_memory=True)
-        gc.collect()
+        keras.backend.clear_session(free_memory=True)  # a full gc.collect() included
         return build_model(config, whiten_images=self.split.x_train)
 
     def reporter(
