@@ -54,7 +54,6 @@ DEFAULTS: dict[str, Any] = dict(
     first_rung=1,  # promote: the replay (benchmarks/replay.py) chose r = 1, eta = 3
     eta=3,
     bootstrap=0,  # promote: ASHA's own rule (the replay: at r = 1 a bootstrap only delays)
-    trim_rungs=True,  # promote: no rung just below the top (search.schedulers.asha.rungs)
 )
 # training state a pause cannot keep: refused with --pruner promote
 NOT_PAUSABLE = ("ema", "plateau", "early_stop")
@@ -166,7 +165,7 @@ class Settings:
             first_rung=values["first_rung"],
             eta=values["eta"],
             bootstrap=values["bootstrap"],
-            trim_rungs=values["trim_rungs"],
+            trim_rungs=True,  # a new study: no rung just below the top (asha.rungs)
         )
 
     def space(self) -> Space:
