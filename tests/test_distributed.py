@@ -80,6 +80,8 @@ def start_args(name, url, data, trials, epochs=1):
         "--data",
         str(data),
         "--no-plots",
+        "--pruner",  # workers and their faults, not pausing (tests/test_promote.py)
+        "hyperband",
     ]
 
 
@@ -116,7 +118,7 @@ def _wait_for(predicate, timeout=300, every=0.5):
 @pytest.mark.postgres
 def test_a_killed_worker_is_detected_by_heartbeat_and_its_trial_retried(pg_url, tiny_data):
     s = Settings.from_options(
-        space=str(TINY_SPACE), trials=4, epochs=4, train_size=200, val_size=100
+        space=str(TINY_SPACE), trials=4, epochs=4, train_size=200, val_size=100, pruner="hyperband"
     )
     os.environ.update(FAST_HEARTBEAT)
     try:
@@ -213,7 +215,10 @@ def test_ctrl_c_then_start_again_finishes_and_keeps_finished_trials(pg_url, tiny
 
 
 def _exists(url, name):
-    storage = open_storage(url)
+    try:
+        storage = open_storage(url)
+    except UserError:  # the worker is creating the schema at this moment: not yet
+        return False
     return name in {s.study_name for s in optuna.get_all_study_summaries(storage, False)}
 
 

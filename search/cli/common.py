@@ -23,10 +23,10 @@ def quiet() -> None:
     TensorFlow's C++ start-up chatter and retracing notices, Optuna's "experimental" notices
     and its per-trial log lines (our progress lines say what happened) stay out of the way.
     ``CIFAR10_VERBOSE=1`` keeps TensorFlow's start-up lines, for debugging."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not env.text("CIFAR10_VERBOSE") and not any(
-        isinstance(f, _QuietTensorFlow) for f in sys.meta_path
-    ):
+    verbose = bool(env.text("CIFAR10_VERBOSE"))
+    if not verbose:  # level 2 also hides the start-up lines' info-level ones
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not verbose and not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlow())
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     experimental = r".*(is an experimental feature|is experimental \().*"
