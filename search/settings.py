@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = dict(
     epochs=8,
     train_size=None,
     val_size=5000,
-    pruner="hyperband",
+    pruner=None,  # promote on the Optuna engine where configs can pause, else hyperband
     sampler="tpe",
     seed=0,
     engine="optuna",
@@ -122,7 +122,7 @@ class Settings:
         for key, allowed in (
             ("sampler", SAMPLERS),
             ("prior", PRIORS),
-            ("pruner", PRUNERS),
+            ("pruner", (*PRUNERS, None)),
             ("engine", ENGINES),
             ("tuner", TUNERS),
         ):
@@ -144,6 +144,9 @@ class Settings:
         )
         if values["val_size"] < 1:
             raise UserError("a search needs validation images: --val-size must be at least 1.")
+        if values["pruner"] is None:  # the efficiency benchmark's pick (README, "Measured here")
+            pausable = values["engine"] == "optuna" and not not_pausable(space, base)
+            values["pruner"] = "promote" if pausable else "hyperband"
         if values["pruner"] == "promote":
             _check_promote(values, space, base)
         return cls(
@@ -208,14 +211,19 @@ def _check_promote(values: dict[str, Any], space: Space, base: Config) -> None:
         )
     if values["engine"] != "optuna":
         raise UserError("--pruner promote schedules Optuna trials; KerasTuner has its own.")
-    stateful = [k for k in NOT_PAUSABLE if getattr(base, k)]
-    stateful += [p.config_key for p in space.params if p.config_key in NOT_PAUSABLE]
+    stateful = not_pausable(space, base)
     if stateful:
         raise UserError(
             f"--pruner promote pauses and resumes training, which {', '.join(stateful)} "
             f"cannot survive (their state lives in Keras callbacks): remove them from "
             f"{space.path} or choose another pruner."
         )
+
+
+def not_pausable(space: Space, base: Config) -> list[str]:
+    """The config keys of a space whose training state a pause cannot keep."""
+    stateful = [k for k in NOT_PAUSABLE if getattr(base, k)]
+    return stateful + [p.config_key for p in space.params if p.config_key in NOT_PAUSABLE]
 
 
 def given_options(

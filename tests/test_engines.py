@@ -60,6 +60,8 @@ def start(name, data, *extra):
             "100",
             "--data",
             str(data),
+            "--pruner",  # the trials as the engines' tables count them: none paused
+            "hyperband",
             *extra,
         ]
     )

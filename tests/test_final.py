@@ -24,7 +24,9 @@ TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
 
 
 def settings(**kw):
-    options = dict(space=str(TINY_SPACE), trials=3, epochs=1, train_size=200, val_size=100)
+    options = dict(
+        space=str(TINY_SPACE), trials=3, epochs=1, train_size=200, val_size=100, pruner="hyperband"
+    )
     return Settings.from_options(**{**options, **kw})
 
 

@@ -68,6 +68,7 @@ def make_study(name, trials, epochs=3):
         epochs=epochs,
         train_size=200,
         val_size=100,
+        pruner="hyperband",
     )
     s.store(study)
     for t in trials:

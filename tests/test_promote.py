@@ -139,6 +139,16 @@ def test_new_studies_trim_the_rung_below_the_top_and_older_studies_keep_theirs()
     assert promotion.rung_list(Settings.of(study)) == [1, 3, 4]  # its paused trials still count
 
 
+def test_promote_is_the_default_where_configs_can_pause_and_hyperband_elsewhere(tmp_path):
+    plain = dict(space=str(TINY_SPACE), trials=2, epochs=3, train_size=200, val_size=100)
+    assert Settings.from_options(**plain).pruner == "promote"
+    assert Settings.from_options(**plain, engine="kerastuner").pruner == "hyperband"
+    ema = tmp_path / "ema.toml"
+    ema.write_text(TINY_SPACE.read_text().replace("[fixed]\n", "[fixed]\nema = 0.99\n", 1))
+    assert Settings.from_options(**{**plain, "space": str(ema)}).pruner == "hyperband"
+    assert Settings.from_options(**plain, pruner="median").pruner == "median"
+
+
 def test_two_workers_racing_promote_a_segment_once(monkeypatch):
     """Both workers decide at the same moment (each takes 0.3 s to decide): the study-wide
     lock lets one of them promote; the other then finds nothing to promote."""

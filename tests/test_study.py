@@ -24,6 +24,7 @@ TINY_SPACE = Path(__file__).parent / "spaces" / "tiny.toml"
 
 
 def settings(trials=4, epochs=2, **kw):
+    kw.setdefault("pruner", "hyperband")  # these tests are of a study's trials, not of pausing
     limits = {k: kw.pop(k) for k in ("max_params", "max_latency_ms") if k in kw}
     s = Settings.from_options(
         space=str(TINY_SPACE), trials=trials, epochs=epochs, train_size=200, val_size=100, **kw
@@ -439,7 +440,9 @@ def test_a_damaged_journal_line_is_named_without_a_traceback(tiny_data, capsys):
 
 
 @pytest.mark.parametrize("verbose", ["", "1"])
-def test_the_command_line_hides_tensorflows_start_up_lines_unless_asked(verbose):
+def test_the_command_line_hides_tensorflows_start_up_lines_unless_asked(verbose, monkeypatch):
+    # an earlier test's main() ran quiet() in this process, which set the variable for good
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     code = "from search.cli.common import quiet; quiet(); import keras; print('ok')"
     r = run_script("-c", code, env={"CIFAR10_VERBOSE": verbose})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

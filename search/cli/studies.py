@@ -51,7 +51,12 @@ def start_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--val-size", type=int, help=f"validation images (default {DEFAULTS['val_size']})"
     )
-    p.add_argument("--pruner", choices=PRUNERS)
+    p.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        help="default: promote (pause at rungs, resume the best; the efficiency benchmark's "
+        "pick), hyperband where configs keep state a pause cannot (ema, plateau, early_stop)",
+    )
     p.add_argument(
         "--first-rung",
         type=int,
