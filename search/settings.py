@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,11 @@ DEFAULTS: dict[str, Any] = dict(
     first_rung=1,  # promote: the replay (benchmarks/replay.py) chose r = 1, eta = 3
     eta=3,
     bootstrap=0,  # promote: ASHA's own rule (the replay: at r = 1 a bootstrap only delays)
+    fixed=None,  # config keys fixed for every trial (start --set KEY=VALUE), as a [fixed] table
 )
+# config keys the study's own options set: --set cannot fix them
+STUDY_KEYS = {"epochs": "--epochs", "train_size": "--train-size", "val_size": "--val-size",
+              "seed": "--seed"}  # fmt: skip
 # training state a pause cannot keep: refused with --pruner promote
 NOT_PAUSABLE = ("ema", "plateau", "early_stop")
 
@@ -94,6 +98,8 @@ class Settings:
     bootstrap: int = 0  # promote: configs at the first rung before its first promotion (older
     # studies: 0, ASHA's own rule)
     trim_rungs: bool = False  # promote: drop a rung just below the top (older studies: kept)
+    fixed: dict[str, Any] = field(default_factory=dict)  # start --set: on top of the space's
+    # [fixed] table, for every trial (older studies: none)
 
     @classmethod
     def from_options(
@@ -138,7 +144,11 @@ class Settings:
             raise UserError(
                 "--tuner goes with --engine kerastuner (Optuna uses --sampler/--pruner)."
             )
-        space = load_space(resolve_space_path(str(values["space"])))
+        fixed = dict(values["fixed"] or {})
+        for key, option in STUDY_KEYS.items():
+            if key in fixed:
+                raise UserError(f"--set {key}: a study sets it with {option}.")
+        space = load_space(resolve_space_path(str(values["space"]))).fixing(fixed)
         base = space.base.replace(  # the split and epochs must make a valid config
             epochs=values["epochs"], train_size=values["train_size"], val_size=values["val_size"]
         )
@@ -169,10 +179,11 @@ class Settings:
             eta=values["eta"],
             bootstrap=values["bootstrap"],
             trim_rungs=True,  # a new study: no rung just below the top (asha.rungs)
+            fixed=fixed,
         )
 
     def space(self) -> Space:
-        return parse_space(self.space_text, Path(self.space_path))
+        return parse_space(self.space_text, Path(self.space_path)).fixing(self.fixed)
 
     def base(self) -> Config:
         """The space's base with the study's epochs and split: every trial starts here."""

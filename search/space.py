@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,23 @@ class Space:
         """The config of a sampled point: the base with the point's values replaced."""
         keys = {p.name: p.config_key for p in self.params}
         return (base or self.base).replace(**{keys.get(k, k): v for k, v in params.items()})
+
+    def fixing(self, changes: dict[str, Any], where: str = "--set") -> Space:
+        """This space with more config keys fixed for every trial, as its ``[fixed]`` table
+        does (``cifar10-search start --set``). A key the space searches cannot be fixed."""
+        searched = sorted({p.config_key for p in self.params} & set(changes))
+        if searched:
+            raise SpaceError(
+                f"{where}: {', '.join(searched)} is searched by {self.path}; fix a key the space "
+                "does not search, or edit the space."
+            )
+        if not changes:
+            return self
+        try:
+            base = Config.from_dict({**self.base.to_dict(), **changes}, where=where)
+        except ConfigError as e:
+            raise SpaceError(str(e)) from None
+        return replace(self, base=base)
 
     def base_point(self, base: Config | None = None) -> dict[str, Any]:
         """The base config's own values of the active parameters: the point to enqueue first.

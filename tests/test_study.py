@@ -193,6 +193,44 @@ def no_training(*a, **k):
     return RunResult("complete", 1, 0.0, {"loss": [1.0], "val_accuracy": [0.5]})
 
 
+def test_start_set_fixes_a_key_for_every_trial_and_the_study_keeps_it(tiny_data, capsys):
+    study = run_study("fixed", tiny_data, trials=2, epochs=1, train=no_training,
+                      fixed={"schedule": "wsd", "cooldown": 0.25})  # fmt: skip
+    configs = [t.user_attrs["config"] for t in study.get_trials()]
+    assert [(c["schedule"], c["cooldown"]) for c in configs] == [("wsd", 0.25)] * 2
+    stored = Settings.of(study)  # what a resume, a worker or the race reads
+    assert stored.fixed == {"schedule": "wsd", "cooldown": 0.25}
+    assert stored.base().schedule == "wsd" and stored.space().base.cooldown == 0.25
+    with pytest.raises(UserError, match=r"exists with other settings: fixed"):
+        create_or_resume("fixed", None, settings(trials=3, epochs=1), given={"fixed"})
+    argv = ["start", "--study", "fixed", "--space", str(TINY_SPACE), "--pruner", "hyperband",
+            "--epochs", "1", "--train-size", "200", "--val-size", "100", "--no-plots"]  # fmt: skip
+    assert main([*argv, "--set", "schedule=onecycle", "--data", str(tiny_data)]) == 2
+    assert "exists with other settings: fixed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "fixed, message",
+    [
+        ({"learning_rate": 0.01}, r"--set: learning_rate is searched by .*tiny.toml"),
+        ({"epochs": 3}, r"--set epochs: a study sets it with --epochs"),
+        ({"schedule": "weekly"}, r"--set: .*schedule"),
+        ({"no_such_key": 1}, r"--set: unknown key\(s\) no_such_key"),
+    ],
+)
+def test_start_set_refuses_what_it_cannot_fix_by_name(fixed, message):
+    with pytest.raises(UserError, match=message):
+        settings(fixed=fixed)
+
+
+def test_start_set_parses_json_values_and_bare_words():
+    from search.cli.common import parse_set
+
+    assert parse_set(["batch_size=64", "schedule=wsd", "whiten=true"]) == {
+        "batch_size": 64, "schedule": "wsd", "whiten": True}  # fmt: skip
+    with pytest.raises(UserError, match="--set takes KEY=VALUE, got 'schedule'"):
+        parse_set(["schedule"])
+
 def test_same_seed_gives_the_same_sampled_configs(tiny_data):
     a = run_study("seed-a", tiny_data, trials=3, epochs=1, seed=7, train=no_training)
     b = run_study("seed-b", tiny_data, trials=3, epochs=1, seed=7, train=no_training)

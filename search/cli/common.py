@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import os
 import signal
@@ -12,10 +13,25 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from search import STOP, env
 from search.errors import TestSplitGuardError, UserError
+
+
+def parse_set(items: Sequence[str]) -> dict[str, object]:
+    """``--set KEY=VALUE`` options as config keys: a value is JSON where it parses
+    (``--set batch_size=64``), else a string (``--set schedule=wsd``)."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set takes KEY=VALUE, got {item!r}.")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
 
 
 def quiet() -> None:

@@ -11,28 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from search.cli.common import add_data_option, guarded, quiet
+from search.cli.common import add_data_option, guarded, parse_set, quiet
 from search.config import SCHEDULES, Config, preset
-from search.errors import ConfigError, UserError
-
-
-def _parse_set(items: Sequence[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set takes KEY=VALUE, got {item!r}.")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw  # a bare word is a string: --set activation=elu
-    return out
+from search.errors import UserError
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The preset or config file, then ``--set`` overrides, then the named options."""
     base = Config.from_json(args.config) if args.config else preset(args.preset or "seed")
-    changes = _parse_set(args.set or [])
+    changes = parse_set(args.set or [])
     for name in ("epochs", "train_size", "val_size", "seed"):
         value = getattr(args, name, None)
         if value is not None:

@@ -13,6 +13,7 @@ from search.cli.common import (
     add_study_options,
     context_from,
     guarded,
+    parse_set,
 )
 from search.errors import UserError
 
@@ -42,6 +43,14 @@ def start_parser() -> argparse.ArgumentParser:
     add_study_options(p, required=False)  # --quick names its own study
     add_quiet_option(p)
     p.add_argument("--space", metavar="FILE", help=f"space TOML (default {DEFAULTS['space']})")
+    p.add_argument(
+        "--set",
+        dest="fixed",
+        action="append",
+        metavar="KEY=VALUE",
+        help="fix a config key for every trial, as the space's [fixed] table does (e.g. --set "
+        "schedule=wsd: rungs scored on cooldown branches)",
+    )
     p.add_argument(
         "--trials", type=int, help=f"target number of trials (default {DEFAULTS['trials']})"
     )
@@ -126,6 +135,8 @@ def start_command(args: argparse.Namespace, *, restartable: bool = False) -> int
         raise UserError("start needs --study NAME (or --quick for a small demo study).")
     storage.check_name(name)
     options = {k: getattr(args, k) for k in settings.DEFAULTS}
+    if options["fixed"] is not None:
+        options["fixed"] = parse_set(options["fixed"])
     context = context_from(args)
     s = settings.Settings.from_options(
         quick=args.quick, timeout=args.timeout, started_at=context.started_at, **options
