@@ -340,3 +340,40 @@ def test_fidelity_figures_of_one_schedule_rank_its_rungs_against_its_full_runs()
     assert one["draws_beating_base"] == 0
     assert one["per_rung"]["2"]["spearman_vs_full"] == pytest.approx(0.4)
     assert "wsd_full_vs_onecycle_full_spearman" not in f
+
+
+def test_proof_counts_each_stage_in_epochs_of_50k_and_compares_tested_runs(tmp_path):
+    import optuna
+
+    from benchmarks.proof import runs_stage, search_stage, tested
+
+    def trial(epochs, cooldown, seconds):
+        attrs = {"epochs": epochs, "seconds": seconds}
+        if cooldown:
+            attrs["cooldown_epochs"] = cooldown
+        return optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, user_attrs=attrs)
+
+    # two segments at 10,000 images: 1 + 0.25 and 2 epochs, 3.25 epochs = 0.65 of 50,000
+    stage = search_stage([trial(1, 0.25, 100.0), trial(2, 0, 200.0)], 10_000)
+    assert stage == {"trials": 2, "epochs_of_50k": 0.65, "seconds": 300.0}
+
+    def run(name, acc, images=45_000, tta=None):
+        r = tmp_path / name
+        r.mkdir()
+        (r / "train.json").write_text(json.dumps(
+            {"epochs": 10, "train_images": images, "train_seconds": 600.0}))  # fmt: skip
+        (r / "test_metrics.json").write_text(json.dumps({
+            "run": name, "accuracy": acc, "accuracy_tta_flip_shift": tta, "params": 405_354,
+            "latency_p50_ms": 1.234}))  # fmt: skip
+        return r
+
+    a, b, untested = run("a", 0.80, tta=0.81), run("b", 0.82, 50_000), tmp_path / "c"
+    untested.mkdir()
+    assert runs_stage([a, b, untested]) == {"runs": 2, "epochs_of_50k": 19.0, "seconds": 1200.0}
+    assert runs_stage([untested]) is None
+    t = tested([a, b, untested], "accuracy")
+    assert t["values"] == [0.80, 0.82] and t["mean"] == pytest.approx(0.81)
+    assert t["std"] == pytest.approx(0.0141421, abs=1e-6) and t["latency_p50_ms"] == [1.23] * 2
+    one = tested([a, b], "accuracy_tta_flip_shift")  # a metric a run did not measure is left out
+    assert one["values"] == [0.81] and one["std"] == 0.0
+    assert tested([untested], "accuracy") is None

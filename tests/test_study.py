@@ -231,6 +231,7 @@ def test_start_set_parses_json_values_and_bare_words():
     with pytest.raises(UserError, match="--set takes KEY=VALUE, got 'schedule'"):
         parse_set(["schedule"])
 
+
 def test_same_seed_gives_the_same_sampled_configs(tiny_data):
     a = run_study("seed-a", tiny_data, trials=3, epochs=1, seed=7, train=no_training)
     b = run_study("seed-b", tiny_data, trials=3, epochs=1, seed=7, train=no_training)

@@ -1,0 +1,142 @@
+"""Does searching pay? A study's pick beside a hand-tuned baseline, and what each stage cost.
+
+Reads what the pipeline left and trains nothing: the study's storage (the search), its
+``final/race/`` runs (the race), its ``final/seed-*/`` runs and their test figures (the
+retrain, after ``cifar10_test.py --study NAME``), and the baseline's run folders, trained and
+tested the same way (``cifar10_train.py --preset P --full ...``, ``cifar10_test.py --run``).
+Compute is counted in epochs of 50,000 images (a 10,000-image epoch is 0.2) and in wall
+seconds of training on the machine that ran it; the search counts its cooldown branches.
+
+Usage: ``CIFAR10_RESULTS=results/reference python benchmarks/proof.py --study seedplus
+--baseline results/reference/seed-full-10-s0 --baseline results/reference/seed-full-10-s1
+[--metric accuracy|accuracy_tta_flip|accuracy_tta_flip_shift]``; writes
+``results/benchmarks/proof_NAME.json`` and prints the README's row. A stage not run yet is
+reported as missing, so it can be run part-way through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import write  # noqa: E402
+
+FULL = 50_000  # a compute unit: one epoch of all training images
+METRICS = ("accuracy", "accuracy_tta_flip", "accuracy_tta_flip_shift")
+
+
+def search_stage(trials, train_size: int | None) -> dict:
+    """The search's compute: every trial's epochs (cooldown branches included) at the
+    study's training-set size, and its wall seconds."""
+    from search.record import trial_epochs
+
+    epochs = sum(trial_epochs(t) for t in trials)
+    return {
+        "trials": len(trials),
+        "epochs_of_50k": round(epochs * (train_size or 45_000) / FULL, 2),
+        "seconds": round(sum(float(t.user_attrs.get("seconds", 0)) for t in trials), 1),
+    }
+
+
+def runs_stage(runs: list[Path]) -> dict | None:
+    """The compute of trained run folders (their ``train.json``); None if there is none."""
+    done = [json.loads((r / "train.json").read_text()) for r in runs if (r / "train.json").exists()]
+    if not done:
+        return None
+    return {
+        "runs": len(done),
+        "epochs_of_50k": round(sum(d["epochs"] * d["train_images"] / FULL for d in done), 2),
+        "seconds": round(sum(d["train_seconds"] for d in done), 1),
+    }
+
+
+def tested(runs: list[Path], metric: str) -> dict | None:
+    """Test figures of run folders tested once (``test_metrics.json``): the metric per run,
+    its mean and standard deviation, parameters and batch-1 latency; None if none is tested."""
+    docs = [json.loads((r / "test_metrics.json").read_text())
+            for r in runs if (r / "test_metrics.json").exists()]  # fmt: skip
+    values = [d[metric] for d in docs if d.get(metric) is not None]
+    if not values:
+        return None
+    return {
+        "runs": [d["run"] for d in docs],
+        "metric": metric,
+        "values": values,
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "params": docs[0]["params"],
+        "latency_p50_ms": [round(d["latency_p50_ms"], 2) for d in docs],
+    }
+
+
+def total(stages: dict) -> dict:
+    done = [s for s in stages.values() if s]
+    return {k: round(sum(s[k] for s in done), 2) for k in ("epochs_of_50k", "seconds")}
+
+
+def row(name: str, figures: dict) -> str:
+    """The README's row: baseline and pick side by side, and the compute."""
+
+    def acc(t):
+        return "not tested yet" if t is None else (
+            f"{t['mean']:.4f} ± {t['std']:.4f} ({len(t['values'])} seeds), {t['params']:,} params, "
+            f"p50 {' / '.join(map(str, t['latency_p50_ms']))} ms")  # fmt: skip
+
+    s = figures["stages"]
+    cost = "; ".join(
+        f"{k} {v['epochs_of_50k']} epochs, {v['seconds'] / 60:.0f} min" if v else f"{k} not run"
+        for k, v in s.items()
+    )
+    gap = figures.get("pick_minus_baseline")
+    gap = "" if gap is None else f" | {100 * gap:+.2f} points"
+    return f"| {name} | {acc(figures['baseline'])} | {acc(figures['pick'])}{gap} | {cost} |"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--study", required=True)
+    p.add_argument("--storage")
+    p.add_argument("--baseline", action="append", type=Path, default=[], metavar="RUN")
+    p.add_argument("--metric", choices=METRICS, default="accuracy")
+    p.add_argument("--name", help="the JSON's name (default proof_STUDY)")
+    a = p.parse_args(argv)
+
+    from search.final import final_dir
+    from search.settings import load
+
+    study, settings = load(a.study, a.storage)
+    final = final_dir(a.study)
+    race = sorted(final.glob("race/trial-*"))
+    seeds = sorted(final.glob("seed-*"))
+    stages = {
+        "search": search_stage(study.get_trials(deepcopy=False), settings.train_size),
+        "race": runs_stage(race),
+        "retrain": runs_stage(seeds),
+    }
+    pick, base = tested(seeds, a.metric), tested(a.baseline, a.metric)
+    race_doc = final / "race" / "race.json"
+    figures = {
+        "study": a.study,
+        "space": settings.space_path,
+        "metric": a.metric,
+        "stages": stages,
+        "total": total(stages),
+        "race": json.loads(race_doc.read_text()) if race_doc.exists() else None,
+        "pick": pick,
+        "baseline": base,
+        "baseline_train": runs_stage(a.baseline),
+        "pick_minus_baseline": pick["mean"] - base["mean"] if pick and base else None,
+    }
+    write(a.name or f"proof_{a.study}", figures)
+    print(row(a.study, figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
