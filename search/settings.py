@@ -57,8 +57,7 @@ DEFAULTS: dict[str, Any] = dict(
     fixed=None,  # config keys fixed for every trial (start --set KEY=VALUE), as a [fixed] table
 )
 # config keys the study's own options set: --set cannot fix them
-STUDY_KEYS = {"epochs": "--epochs", "train_size": "--train-size", "val_size": "--val-size",
-              "seed": "--seed"}  # fmt: skip
+STUDY_KEYS = {"epochs": "--epochs", "train_size": "--train-size", "val_size": "--val-size"}
 # training state a pause cannot keep: refused with --pruner promote
 NOT_PAUSABLE = ("ema", "plateau", "early_stop")
 
