@@ -31,15 +31,14 @@ FULL = 50_000  # a compute unit: one epoch of all training images
 METRICS = ("accuracy", "accuracy_tta_flip", "accuracy_tta_flip_shift")
 
 
-def search_stage(trials, train_size: int | None) -> dict:
+def search_stage(trials, train_images: int) -> dict:
     """The search's compute: every trial's epochs (cooldown branches included) at the
     study's training-set size, and its wall seconds."""
-    from search.record import trial_epochs
+    from search.record import epochs_trained
 
-    epochs = sum(trial_epochs(t) for t in trials)
     return {
         "trials": len(trials),
-        "epochs_of_50k": round(epochs * (train_size or 45_000) / FULL, 2),
+        "epochs_of_50k": round(epochs_trained(trials) * train_images / FULL, 2),
         "seconds": round(sum(float(t.user_attrs.get("seconds", 0)) for t in trials), 1),
     }
 
@@ -118,7 +117,9 @@ def main(argv=None) -> int:
     race = sorted(final.glob("race/trial-*"))
     seeds = sorted(final.glob("seed-*"))
     stages = {
-        "search": search_stage(study.get_trials(deepcopy=False), settings.train_size),
+        "search": search_stage(
+            study.get_trials(deepcopy=False), settings.train_size or FULL - settings.val_size
+        ),
         "race": runs_stage(race),
         "retrain": runs_stage(seeds),
     }

@@ -127,13 +127,7 @@ class Space:
                 f"{where}: {', '.join(searched)} is searched by {self.path}; fix a key the space "
                 "does not search, or edit the space."
             )
-        if not changes:
-            return self
-        try:
-            base = Config.from_dict({**self.base.to_dict(), **changes}, where=where)
-        except ConfigError as e:
-            raise SpaceError(str(e)) from None
-        return replace(self, base=base)
+        return replace(self, base=_fixed(self.base, changes, where)) if changes else self
 
     def base_point(self, base: Config | None = None) -> dict[str, Any]:
         """The base config's own values of the active parameters: the point to enqueue first.
@@ -174,10 +168,7 @@ def parse_space(text: str, path: Path) -> Space:
     fixed = doc.get("fixed", {})
     if not isinstance(fixed, dict):
         raise SpaceError(f"{where}: [fixed] must be a table of config keys.")
-    try:
-        base = Config.from_dict({**base.to_dict(), **fixed}, where=f"{where} [fixed]")
-    except ConfigError as e:
-        raise SpaceError(str(e)) from None
+    base = _fixed(base, fixed, f"{where} [fixed]")
     raw = doc.get("params")
     if not isinstance(raw, dict) or not raw:
         raise SpaceError(f"{where}: no [params.NAME] tables; a space needs at least one parameter.")
@@ -186,6 +177,14 @@ def parse_space(text: str, path: Path) -> Space:
         params.append(_param(name, spec, base, {p.name: p for p in params}, where))
     _check_shared_keys(params, where)
     return Space(path, base, tuple(params), str(doc.get("description", "")), text)
+
+
+def _fixed(base: Config, changes: dict[str, Any], where: str) -> Config:
+    """``base`` with config keys fixed: a space's ``[fixed]`` table or ``start --set``."""
+    try:
+        return Config.from_dict({**base.to_dict(), **changes}, where=where)
+    except ConfigError as e:
+        raise SpaceError(str(e)) from None
 
 
 def _check_shared_keys(params: list[Param], where: str) -> None:
