@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import REAL_ZIP, write  # noqa: E402
-from search.cli.common import quiet  # noqa: E402
+from search.cli.common import configure_libraries  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "fast-decay-12"
 
@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     p.add_argument("--calls", type=int, default=300, help="timed calls per method per round")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
-    quiet()
+    configure_libraries()
 
     from search import inference, timing
     from search.data import resolve_source

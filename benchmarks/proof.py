@@ -106,9 +106,9 @@ def main(argv=None) -> int:
     p.add_argument("--name", help="the JSON's name (default proof_STUDY)")
     a = p.parse_args(argv)
 
-    from search.cli.common import quiet
+    from search.cli.common import configure_libraries
 
-    quiet()  # the libraries' notices, as the command line hides them
+    configure_libraries()  # the libraries' notices, as the command line hides them
     from search.final import final_dir
     from search.settings import load
 

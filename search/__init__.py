@@ -1,7 +1,8 @@
 """cifar10-search: find, train and prove a small, fast CIFAR-10 classifier.
 
-Importing the package changes no global state (log levels, warning filters): the command
-line's entry points quiet TensorFlow and Optuna for their users (``search.cli.quiet``).
+Importing the package changes no global state (log levels, warning filters, environment):
+the command line's entry points set TensorFlow and Optuna up for their users
+(``search.cli.common.configure_libraries``).
 """
 
 from __future__ import annotations

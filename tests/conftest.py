@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# as the command line sets it (search.cli.common.configure_libraries), before TensorFlow loads
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = Path(os.environ.get("CIFAR10_REAL_ZIP", REPO.parent / "shared/data/cifar10-jpeg.zip"))

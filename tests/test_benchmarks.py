@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -377,3 +378,28 @@ def test_proof_counts_each_stage_in_epochs_of_50k_and_compares_tested_runs(tmp_p
     one = tested([a, b], "accuracy_tta_flip_shift")  # a metric a run did not measure is left out
     assert one["values"] == [0.81] and one["std"] == 0.0
     assert tested([untested], "accuracy") is None
+
+
+def test_cpu_env_runs_each_variant_with_its_own_settings_only(monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmarks import cpu_env
+
+    seen, written = [], {}
+
+    def fake_run(cmd, env, **kwargs):  # a child: fast only where oneDNN is on
+        seen.append({k: env.get(k) for k in cpu_env.SETTINGS})
+        speed = 250.0 if env.get("TF_ENABLE_ONEDNN_OPTS") == "1" else 100.0
+        r = {"train_images_per_s": speed, "latency_p50_ms": 5.0, "minor_page_faults": 1}
+        r |= {"system_cpu_s": 1.0, "user_cpu_s": 9.0}
+        return SimpleNamespace(stdout="noise\nRESULT " + json.dumps(r) + "\n")
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # the caller's own must not leak into default
+    monkeypatch.setattr(cpu_env.subprocess, "run", fake_run)
+    monkeypatch.setattr(cpu_env, "write", lambda name, figures: written.update(figures))
+    argv = ["cpu_env.py", "--rounds", "2", "--variants", "default", "onednn"]
+    monkeypatch.setattr(sys, "argv", argv)
+    cpu_env.main()
+    assert [s["TF_ENABLE_ONEDNN_OPTS"] for s in seen] == [None, "1", "1", None]  # alternating
+    assert written["onednn"]["ratio_to_default_median"] == 2.5
+    assert written["default"]["train_images_per_s_median"] == 100.0

@@ -480,13 +480,30 @@ def test_a_damaged_journal_line_is_named_without_a_traceback(tiny_data, capsys):
 
 @pytest.mark.parametrize("verbose", ["", "1"])
 def test_the_command_line_hides_tensorflows_start_up_lines_unless_asked(verbose, monkeypatch):
-    # an earlier test's main() ran quiet() in this process, which set the variable for good
+    # an earlier test's main() ran configure_libraries() in this process, which set the
+    # variable for good
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
-    code = "from search.cli.common import quiet; quiet(); import keras; print('ok')"
-    r = run_script("-c", code, env={"CIFAR10_VERBOSE": verbose})
+    r = run_script("-c", CONFIGURED_KERAS, env={"CIFAR10_VERBOSE": verbose})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
     chatter = "absl::InitializeLog" in r.stderr or "oneDNN custom operations" in r.stderr
     assert chatter == bool(verbose), r.stderr[-2000:]
+
+
+CONFIGURED_KERAS = (
+    "from search.cli.common import configure_libraries; configure_libraries(); import keras; "
+    "print('ok')"
+)
+
+
+@pytest.mark.parametrize("users", [None, "0"])
+def test_the_command_line_turns_onednn_on_unless_the_user_chose(users, monkeypatch):
+    # TensorFlow's own default leaves oneDNN off on CPUs without AVX-512 (this machine's)
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    if users is not None:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", users)
+    r = run_script("-c", CONFIGURED_KERAS, env={"CIFAR10_VERBOSE": "1"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    assert ("oneDNN custom operations are on" in r.stderr) == (users is None), r.stderr[-2000:]
 
 
 def _timed(*args: str) -> tuple[float, object]:

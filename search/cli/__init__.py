@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from search.cli.common import quiet
+from search.cli.common import configure_libraries
 from search.cli.runs import (
     export_command,
     export_parser,
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None, *, restartable: bool = False) -> int
     that embeds the command line (tests, notebooks) leaves it False."""
     import argparse
 
-    quiet()
+    configure_libraries()
     p = argparse.ArgumentParser(
         prog="cifar10-search",
         description="Search, train and test small, fast CIFAR-10 classifiers.",

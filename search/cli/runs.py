@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.cli.common import add_data_option, guarded, parse_set, quiet
+from search.cli.common import add_data_option, configure_libraries, guarded, parse_set
 from search.config import SCHEDULES, Config, preset
 from search.errors import UserError
 
@@ -351,10 +351,10 @@ def _predict_table(path: Path, rows: list[dict]) -> str:
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    quiet()
+    configure_libraries()
     return train_command(train_parser().parse_args(argv))
 
 
 def test_main(argv: Sequence[str] | None = None) -> int:
-    quiet()
+    configure_libraries()
     return test_command(test_parser().parse_args(argv))
