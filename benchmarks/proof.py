@@ -6,6 +6,9 @@ retrain, after ``cifar10_test.py --study NAME``), and the baseline's run folders
 tested the same way (``cifar10_train.py --preset P --full ...``, ``cifar10_test.py --run``).
 Compute is counted in epochs of 50,000 images (a 10,000-image epoch is 0.2) and in wall
 seconds of training on the machine that ran it; the search counts its cooldown branches.
+Beside them, what the study's first rung says of each dimension (``first_rung``: Spearman of
+the rung's score with each numeric parameter, and the categorical choices drawn), from its
+``trials.csv``.
 
 Usage: ``CIFAR10_RESULTS=results/reference python benchmarks/proof.py --study seedplus
 --baseline results/reference/seed-full-10-s0 --baseline results/reference/seed-full-10-s1
@@ -74,6 +77,30 @@ def tested(runs: list[Path], metric: str) -> dict | None:
     }
 
 
+def first_rung(trials_csv: Path) -> dict | None:
+    """What the study's first rung says of each searched dimension: over its configs (one row
+    each, the segment that ended at rung 1), the Spearman correlation of the score with each
+    numeric parameter, and how often each choice of a categorical one was drawn."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    if not trials_csv.exists():
+        return None
+    rows = pd.read_csv(trials_csv)
+    rows = rows[(rows["rung"] == 1) & rows["value"].notna()]
+    out: dict = {"configs": len(rows), "spearman": {}, "drawn": {}}
+    for col in (c for c in rows.columns if c.startswith("param_")):
+        values = rows[col]
+        if pd.api.types.is_numeric_dtype(values):
+            known = values.notna()
+            if known.sum() > 2 and values[known].nunique() > 1:
+                rho = spearmanr(values[known], rows["value"][known]).statistic
+                out["spearman"][col[6:]] = round(float(rho), 3)
+        else:
+            out["drawn"][col[6:]] = values.value_counts().to_dict()
+    return out
+
+
 def total(stages: dict) -> dict:
     done = [s for s in stages.values() if s]
     return {k: round(sum(s[k] for s in done), 2) for k in ("epochs_of_50k", "seconds")}
@@ -136,6 +163,7 @@ def main(argv=None) -> int:
         "baseline": base,
         "baseline_train": runs_stage(a.baseline),
         "pick_minus_baseline": pick["mean"] - base["mean"] if pick and base else None,
+        "first_rung": first_rung(final.parent / "trials.csv"),
     }
     write(a.name or f"proof_{a.study}", figures)
     print(row(a.study, figures))

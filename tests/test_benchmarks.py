@@ -380,6 +380,26 @@ def test_proof_counts_each_stage_in_epochs_of_50k_and_compares_tested_runs(tmp_p
     assert tested([untested], "accuracy") is None
 
 
+def test_proof_first_rung_correlates_each_config_once_and_counts_choices(tmp_path):
+    from benchmarks.proof import first_rung
+
+    csv = tmp_path / "trials.csv"  # 4 configs at rung 1 (one without a score), one promoted
+    csv.write_text(
+        "number,rung,value,param_lr,param_momentum,param_act\n"
+        "0,1,0.40,0.004,,gelu\n"
+        "1,1,0.50,0.003,0.9,elu\n"
+        "2,1,0.60,0.002,0.5,elu\n"
+        "3,1,0.70,0.001,0.7,elu\n"
+        "4,1,,0.0005,0.1,gelu\n"
+        "5,3,0.10,0.003,0.9,elu\n"  # config 1 at rung 3: not a first-rung score
+    )
+    f = first_rung(csv)
+    assert f["configs"] == 4 and f["spearman"]["lr"] == -1.0
+    assert f["spearman"]["momentum"] == pytest.approx(-0.5)  # the three with a momentum
+    assert f["drawn"] == {"act": {"elu": 3, "gelu": 1}}
+    assert first_rung(tmp_path / "none.csv") is None
+
+
 def test_cpu_env_runs_each_variant_with_its_own_settings_only(monkeypatch):
     from types import SimpleNamespace
 
