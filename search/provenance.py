@@ -29,6 +29,8 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     out["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
+    # TensorFlow's kernels: 2.5x apart in speed on this project's CPUs (benchmarks/cpu_env.py)
+    out["tf_enable_onednn_opts"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     return out
 
 

@@ -34,18 +34,22 @@ def parse_set(items: Sequence[str]) -> dict[str, object]:
     return out
 
 
-def configure_libraries() -> None:
-    """What the command line sets for its users, and importing the package does not.
-
-    TensorFlow's oneDNN kernels: TensorFlow turns them on by itself only on CPUs with
+def fast_kernels() -> None:
+    """TensorFlow's oneDNN kernels, which TensorFlow turns on by itself only on CPUs with
     AVX-512; elsewhere (this project's AMD EPYC machines) its Eigen kernels train the seed CNN
     2.5x slower and fault in 100x the pages (``benchmarks/cpu_env.py``). A user's own
-    ``TF_ENABLE_ONEDNN_OPTS`` is kept, and every process a command starts inherits the choice.
-
-    Quiet: TensorFlow's C++ start-up chatter and retracing notices, Optuna's "experimental"
-    notices and its per-trial log lines (our progress lines say what happened) stay out of the
-    way. ``CIFAR10_VERBOSE=1`` keeps TensorFlow's start-up lines, for debugging."""
+    ``TF_ENABLE_ONEDNN_OPTS`` is kept, and every process started after this inherits the
+    choice. It takes effect only if TensorFlow has not been imported yet."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def configure_libraries() -> None:
+    """What the command line sets for its users, and importing the package does not:
+    :func:`fast_kernels`, and quiet. TensorFlow's C++ start-up chatter and retracing notices,
+    Optuna's "experimental" notices and its per-trial log lines (our progress lines say what
+    happened) stay out of the way. ``CIFAR10_VERBOSE=1`` keeps TensorFlow's start-up lines,
+    for debugging."""
+    fast_kernels()
     verbose = bool(env.text("CIFAR10_VERBOSE"))
     if not verbose:  # level 2 also hides the start-up lines' info-level ones
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
