@@ -102,15 +102,17 @@ def base_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 def entrants(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
-    """The race's entrants: the top ``k`` complete trials, and the space's base config if it
-    is not one of them, whatever the search made of it. The search judged configs at a
+    """The race's entrants: the space's base config if it is not among them, whatever the
+    search made of it, then the top ``k`` complete trials. The search judged configs at a
     fraction of the retrain's data and epochs, where a one-cycle schedule still at its high
     learning rate looks worse than it ends; the race at full length keeps a search from
-    handing on a config that validation ranks below the one it started from."""
+    handing on a config that validation ranks below the one it started from. The base runs
+    first: it is the yardstick, so a race stopped part-way (a session's end, a budget) already
+    says whether the searched configs beat it, one by one."""
     out = candidates(study, k)
     base = base_trial(study)
     if base is not None and _config_key(base) not in {_config_key(t) for t in out}:
-        out.append(base)
+        out.insert(0, base)
     return out
 
 

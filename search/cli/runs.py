@@ -68,9 +68,9 @@ def train_parser() -> argparse.ArgumentParser:
         "--race",
         type=int,
         metavar="K",
-        help="first train the top K complete trials, and the space's base config (trial 0) "
-        "if it is not among them, at the retrain's epochs on the train split, and retrain the "
-        "one that scores best on validation",
+        help="first train the space's base config (trial 0) if it is not among them, then "
+        "the top K complete trials, at the retrain's epochs on the train split, and retrain "
+        "the one that scores best on validation",
     )
     g.add_argument(
         "--schedule",
