@@ -124,6 +124,15 @@ def search_outcome(t: optuna.trial.FrozenTrial) -> str:
     return f"stopped by the search at {value:.4f} after {step} epochs"
 
 
+def search_score(t: optuna.trial.FrozenTrial) -> dict:
+    """The search's last word on a trial, complete or stopped at a rung: its score and the
+    epochs it had then (what the race checks at full length)."""
+    step, value = max(t.intermediate_values.items(), default=(0, math.nan))
+    if t.state == TrialState.COMPLETE:
+        value = t.value
+    return {"search_score": value if math.isfinite(value) else None, "search_epochs": step}
+
+
 def race(
     name: str, study: optuna.Study, settings, source: Source, *, k: int, epochs: int,
     schedule: str | None = None, verbose: bool = True,
@@ -160,7 +169,7 @@ def race(
                 write_json(scored, {"trial": t.number, "base": is_base,
                                     "search_value": t.value if complete else None,
                                     **_validation_scores(run, config, source)})  # fmt: skip
-            rows.append(json.loads(scored.read_text()))
+            rows.append({**search_score(t), **json.loads(scored.read_text())})
     winner = max(rows, key=lambda r: (r["score"], -r["trial"]))
     trained = json.loads((out / f"trial-{winner['trial']}" / "train.json").read_text())
     record = {
@@ -386,10 +395,34 @@ def against_base(race: dict | None) -> list[str]:
     pick = rows[race["winner"]]
     where = f"validation after {race['epochs']} epochs on {race['train_images']:,} images"
     if pick is base:
-        return [f"race ({where}): the space's base config (trial {base['trial']}) won, "
-                f"{base['score']:.4f}: the search found nothing better"]  # fmt: skip
-    gap = pick["score"] - base["score"]
-    return [
-        f"race ({where}): trial {pick['trial']} {pick['score']:.4f} against the space's base "
-        f"config (trial {base['trial']}) {base['score']:.4f}: {100 * gap:+.2f} points"
-    ]
+        lines = [f"race ({where}): the space's base config (trial {base['trial']}) won, "
+                 f"{base['score']:.4f}: the search found nothing better"]  # fmt: skip
+    else:
+        gap = pick["score"] - base["score"]
+        lines = [
+            f"race ({where}): trial {pick['trial']} {pick['score']:.4f} against the space's "
+            f"base config (trial {base['trial']}) {base['score']:.4f}: {100 * gap:+.2f} points"
+        ]
+    return lines + rung_check(list(rows.values()))
+
+
+def rung_check(rows: list[dict]) -> list[str]:
+    """Whether the search's scores ordered the raced configs as the race at full length did
+    (lines for :func:`describe`; none for a race without the search's scores, older than
+    them). A study whose rungs put the race's winner last judged its configs at too little
+    data or too few epochs for this space: the hint says which settings raise that."""
+    known = [r for r in rows if r.get("search_score") is not None]
+    if len(known) < 2 or len(known) < len(rows):
+        return []
+    by_search = sorted(known, key=lambda r: -r["search_score"])
+    by_race = sorted(known, key=lambda r: -r["score"])
+    order = ", ".join(f"{r['trial']} ({r['search_score']:.4f})" for r in by_search)
+    lines = [f"the search ranked them {order}; the race: "
+             + ", ".join(f"{r['trial']} ({r['score']:.4f})" for r in by_race)]  # fmt: skip
+    if by_race[0] is by_search[-1]:
+        lines.append(
+            "the race's winner ranked last in the search: its rungs misrank this space's "
+            "configs; study at more images per trial (--train-size) or a later first rung "
+            "(--first-rung)"
+        )
+    return lines

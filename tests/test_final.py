@@ -316,6 +316,8 @@ def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, m
     rows = {r["trial"]: r for r in plan["race"]["candidates"]}
     assert sorted(rows) == [0, 1, 2] and rows[0]["base"] and not rows[1]["base"]
     assert rows[0]["search_value"] is None and rows[1]["search_value"] == 0.6
+    assert (rows[0]["search_score"], rows[0]["search_epochs"]) == (0.1, 1)  # where it stopped
+    assert rows[1]["search_score"] == 0.6
     assert plan["race"]["winner"] == 0 and plan["trial"] == 0
     assert trained == [0.02, 0.003, 0.01, 0.02]  # the base, the top two; the base retrained
 
@@ -390,3 +392,24 @@ def test_the_test_report_sets_the_pick_against_the_base_config_when_it_raced():
     assert "base config (trial 0) won, 0.8190: the search found nothing better" in won
     assert final.against_base({**race, "candidates": race["candidates"][:1]}) == []
     assert final.against_base(None) == []
+
+
+def test_the_test_report_says_when_the_search_ranked_the_race_winner_last():
+    """seedplus's race: the search stopped the base config at 0.4426 after one epoch of 10,000
+    images, below the three trials it raced, and at full length the base won by two points."""
+    race = {"epochs": 10, "train_images": 45000, "winner": 0,
+            "candidates": [{"trial": 0, "base": True, "score": 0.8308, "search_score": 0.4426},
+                           {"trial": 22, "base": False, "score": 0.8056, "search_score": 0.7068},
+                           {"trial": 30, "base": False, "score": 0.8132, "search_score": 0.7024}]}  # fmt: skip
+    won, order, hint = final.against_base(race)
+    assert "base config (trial 0) won, 0.8308" in won
+    assert order == (
+        "the search ranked them 22 (0.7068), 30 (0.7024), 0 (0.4426); "
+        "the race: 0 (0.8308), 30 (0.8132), 22 (0.8056)"
+    )
+    assert "ranked last in the search" in hint and "--train-size" in hint
+    agreed = {**race, "winner": 22,
+              "candidates": [{**c, "score": c["search_score"] + 0.1} for c in race["candidates"]]}  # fmt: skip
+    assert len(final.against_base(agreed)) == 2  # the same order: no hint
+    older = {**race, "candidates": [{**c, "search_score": None} for c in race["candidates"]]}
+    assert len(final.against_base(older)) == 1  # a race from before the search's scores
