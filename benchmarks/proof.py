@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     from search.cli.common import configure_libraries
 
     configure_libraries()  # the libraries' notices, as the command line hides them
-    from search.final import final_dir
+    from search.final import final_dir, rung_check, search_score
     from search.settings import load
 
     study, settings = load(a.study, a.storage)
@@ -152,13 +152,19 @@ def main(argv=None) -> int:
     }
     pick, base = tested(seeds, a.metric), tested(a.baseline, a.metric)
     race_doc = final / "race" / "race.json"
+    raced = json.loads(race_doc.read_text()) if race_doc.exists() else None
+    if raced:  # what the search made of each entrant (a race older than its record of it)
+        trials = study.get_trials(deepcopy=False)
+        entered = raced["candidates"]
+        raced["candidates"] = [{**search_score(trials[c["trial"]]), **c} for c in entered]
     figures = {
         "study": a.study,
         "space": settings.space_path,
         "metric": a.metric,
         "stages": stages,
         "total": total(stages),
-        "race": json.loads(race_doc.read_text()) if race_doc.exists() else None,
+        "race": raced,
+        "rung_check": rung_check(raced["candidates"]) if raced else [],
         "pick": pick,
         "baseline": base,
         "baseline_train": runs_stage(a.baseline),

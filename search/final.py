@@ -409,20 +409,23 @@ def against_base(race: dict | None) -> list[str]:
 def rung_check(rows: list[dict]) -> list[str]:
     """Whether the search's scores ordered the raced configs as the race at full length did
     (lines for :func:`describe`; none for a race without the search's scores, older than
-    them). A study whose rungs put the race's winner last judged its configs at too little
-    data or too few epochs for this space: the hint says which settings raise that."""
+    them). A study whose rungs put the race's winner last judged its configs mid-schedule, at
+    too little data or too few epochs for this space: the hint says which settings raise that."""
     known = [r for r in rows if r.get("search_score") is not None]
     if len(known) < 2 or len(known) < len(rows):
         return []
     by_search = sorted(known, key=lambda r: -r["search_score"])
     by_race = sorted(known, key=lambda r: -r["score"])
-    order = ", ".join(f"{r['trial']} ({r['search_score']:.4f})" for r in by_search)
+    order = ", ".join(
+        f"{r['trial']} ({r['search_score']:.4f}, epoch {r.get('search_epochs', '?')})"
+        for r in by_search
+    )
     lines = [f"the search ranked them {order}; the race: "
              + ", ".join(f"{r['trial']} ({r['score']:.4f})" for r in by_race)]  # fmt: skip
     if by_race[0] is by_search[-1]:
         lines.append(
             "the race's winner ranked last in the search: its rungs misrank this space's "
-            "configs; study at more images per trial (--train-size) or a later first rung "
-            "(--first-rung)"
+            "configs; score them on wsd's cooldown branches (--set schedule=wsd), at more "
+            "images per trial (--train-size) or a later first rung (--first-rung)"
         )
     return lines

@@ -398,13 +398,16 @@ def test_the_test_report_says_when_the_search_ranked_the_race_winner_last():
     """seedplus's race: the search stopped the base config at 0.4426 after one epoch of 10,000
     images, below the three trials it raced, and at full length the base won by two points."""
     race = {"epochs": 10, "train_images": 45000, "winner": 0,
-            "candidates": [{"trial": 0, "base": True, "score": 0.8308, "search_score": 0.4426},
-                           {"trial": 22, "base": False, "score": 0.8056, "search_score": 0.7068},
-                           {"trial": 30, "base": False, "score": 0.8132, "search_score": 0.7024}]}  # fmt: skip
+            "candidates": [{"trial": 0, "base": True, "score": 0.8308, "search_score": 0.4426,
+                            "search_epochs": 1},
+                           {"trial": 22, "base": False, "score": 0.8056, "search_score": 0.7068,
+                            "search_epochs": 6},
+                           {"trial": 30, "base": False, "score": 0.8132, "search_score": 0.7024,
+                            "search_epochs": 6}]}  # fmt: skip
     won, order, hint = final.against_base(race)
     assert "base config (trial 0) won, 0.8308" in won
     assert order == (
-        "the search ranked them 22 (0.7068), 30 (0.7024), 0 (0.4426); "
+        "the search ranked them 22 (0.7068, epoch 6), 30 (0.7024, epoch 6), 0 (0.4426, epoch 1); "
         "the race: 0 (0.8308), 30 (0.8132), 22 (0.8056)"
     )
     assert "ranked last in the search" in hint and "--train-size" in hint
