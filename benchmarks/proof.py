@@ -79,16 +79,18 @@ def tested(runs: list[Path], metric: str) -> dict | None:
 
 def first_rung(trials_csv: Path) -> dict | None:
     """What the study's first rung says of each searched dimension: over its configs (one row
-    each, the segment that ended at rung 1), the Spearman correlation of the score with each
-    numeric parameter, and how often each choice of a categorical one was drawn."""
+    each, the segment that ended at the lowest rung), the Spearman correlation of the score with
+    each numeric parameter, and how often each choice of a categorical one was drawn."""
     import pandas as pd
     from scipy.stats import spearmanr
 
     if not trials_csv.exists():
         return None
     rows = pd.read_csv(trials_csv)
-    rows = rows[(rows["rung"] == 1) & rows["value"].notna()]
-    out: dict = {"configs": len(rows), "spearman": {}, "drawn": {}}
+    rung = rows["rung"].min()  # --first-rung: 1 in seedplus, 2 in fastwsd
+    rows = rows[(rows["rung"] == rung) & rows["value"].notna()]
+    out: dict = {"rung": None if pd.isna(rung) else int(rung), "configs": len(rows),
+                 "spearman": {}, "drawn": {}}  # fmt: skip
     for col in (c for c in rows.columns if c.startswith("param_")):
         values = rows[col]
         if pd.api.types.is_numeric_dtype(values):

@@ -396,8 +396,15 @@ def test_proof_first_rung_correlates_each_config_once_and_counts_choices(tmp_pat
     f = first_rung(csv)
     assert f["configs"] == 4 and f["spearman"]["lr"] == -1.0
     assert f["spearman"]["momentum"] == pytest.approx(-0.5)  # the three with a momentum
-    assert f["drawn"] == {"act": {"elu": 3, "gelu": 1}}
+    assert f["drawn"] == {"act": {"elu": 3, "gelu": 1}} and f["rung"] == 1
     assert first_rung(tmp_path / "none.csv") is None
+    later = tmp_path / "later.csv"  # a study with --first-rung 2: rungs 2 and 6
+    later.write_text(
+        "number,rung,value,param_lr\n0,2,0.40,0.004\n1,2,0.50,0.003\n2,2,0.60,0.002\n"
+        "3,6,0.10,0.003\n"
+    )
+    f = first_rung(later)
+    assert f["rung"] == 2 and f["configs"] == 3 and f["spearman"] == {"lr": -1.0}
 
 
 def test_cpu_env_runs_each_variant_with_its_own_settings_only(monkeypatch):
