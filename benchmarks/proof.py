@@ -138,7 +138,8 @@ def main(argv=None) -> int:
     from search.cli.common import configure_libraries
 
     configure_libraries()  # the libraries' notices, as the command line hides them
-    from search.final import final_dir, rung_check, search_score
+    from search.final import final_dir, search_score
+    from search.race_report import rung_check
     from search.settings import load
 
     study, settings = load(a.study, a.storage)
