@@ -117,18 +117,23 @@ def entrants(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     return out
 
 
+def _last_report(t: optuna.trial.FrozenTrial) -> tuple[int, float]:
+    """The epoch and score of a trial's last report (0 and NaN before its first)."""
+    return max(t.intermediate_values.items(), default=(0, math.nan))
+
+
 def search_outcome(t: optuna.trial.FrozenTrial) -> str:
     """What the search made of a trial, in words."""
     if t.state == TrialState.COMPLETE:
         return f"search value {t.value:.4f}"
-    step, value = max(t.intermediate_values.items(), default=(0, math.nan))
+    step, value = _last_report(t)
     return f"stopped by the search at {value:.4f} after {step} epochs"
 
 
 def search_score(t: optuna.trial.FrozenTrial) -> dict:
     """The search's last word on a trial, complete or stopped at a rung: its score and the
     epochs it had then (what the race checks at full length)."""
-    step, value = max(t.intermediate_values.items(), default=(0, math.nan))
+    step, value = _last_report(t)
     if t.state == TrialState.COMPLETE:
         value = t.value
     return {"search_score": value if math.isfinite(value) else None, "search_epochs": step}
