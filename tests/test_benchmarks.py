@@ -430,3 +430,50 @@ def test_cpu_env_runs_each_variant_with_its_own_settings_only(monkeypatch):
     assert [s["TF_ENABLE_ONEDNN_OPTS"] for s in seen] == [None, "1", "1", None]  # alternating
     assert written["onednn"]["ratio_to_default_median"] == 2.5
     assert written["default"]["train_images_per_s_median"] == 100.0
+
+
+def _race(root: Path, study: str, rows: list[tuple[int, bool, float, dict, list[float]]]):
+    race_dir = root / study / "final" / "race"
+    cands = []
+    for trial, base, score, config, curve in rows:
+        run = race_dir / f"trial-{trial}"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps(config))
+        lines = ["epoch,val_accuracy"] + [f"{i},{v}" for i, v in enumerate(curve)]
+        (run / "history.csv").write_text("\n".join(lines) + "\n")
+        cands.append({"trial": trial, "base": base, "score": score})
+    race_dir.joinpath("race.json").write_text(json.dumps({"candidates": cands}))
+
+
+def test_rung_fidelity_dedupes_a_config_raced_twice_and_judges_rungs_by_the_race(tmp_path):
+    from argparse import Namespace
+
+    from benchmarks.rung_fidelity import group_figures, pairs_agreeing, raced
+
+    preset = {"width1": 64, "seed": 0, "val_size": 5000}
+    a, b = {"width1": 96, "seed": 0}, {"width1": 32, "seed": 0}
+    _race(tmp_path, "s1", [(0, True, 0.90, preset, [0.5, 0.6]), (7, False, 0.86, a, [0.7, 0.8])])
+    _race(tmp_path, "s2", [(0, True, 0.88, {**preset, "seed": 1}, [0.5, 0.6]),
+                           (3, False, 0.87, b, [0.4, 0.9])])  # fmt: skip
+    entries = raced(tmp_path, ["s1", "s2"])
+    assert len(entries) == 3  # the preset once, its two race scores averaged
+    base = next(e for e in entries if e["base"])
+    assert base["race"] == pytest.approx(0.89) and base["names"] == ["s1#0", "s2#0"]
+
+    # a rung that puts the base first and the rest as the race does agrees on all 3 pairs
+    by_name = {e["names"][0]: e["key"] for e in entries}
+    runs = {
+        f"race_split|{by_name['s1#0']}": {"rung_values": {"1": 0.6}, "train_seconds": 10.0},
+        f"race_split|{by_name['s1#7']}": {"rung_values": {"1": 0.4}, "train_seconds": 10.0},
+        f"race_split|{by_name['s2#3']}": {"rung_values": {"1": 0.5}, "train_seconds": 10.0},
+    }
+    args = Namespace(rungs=[1, 2], small_rungs=[1])
+    f = group_figures(entries, runs, args)
+    assert f["base_rank_race"] == 1
+    rung = f["kinds"]["race_split"]["1"]
+    assert rung["base_rank"] == 1 and rung["pairs_as_race"] == "3 of 3"
+    assert f["kinds"]["small"] == {}  # not run: no figure, not a zero
+    curve = f["kinds"]["race_curve"]["1"]  # the race runs' epoch 1: the base ranks second
+    assert curve["base_rank"] == 2 and curve["pairs_as_race"] == "1 of 3"
+    assert f["train_seconds"]["race_split"] == 30.0
+    assert pairs_agreeing([1.0, 2.0, 3.0], [3.0, 2.0, 2.0]) == (0, 2)  # ties in the race skip
