@@ -131,12 +131,19 @@ def search_outcome(t: optuna.trial.FrozenTrial) -> str:
 
 
 def search_score(t: optuna.trial.FrozenTrial) -> dict:
-    """The search's last word on a trial, complete or stopped at a rung: its score and the
-    epochs it had then (what the race checks at full length)."""
+    """The search's last word on a trial, complete or stopped at a rung: its score, the
+    epochs it had then, and the training images and schedule it had them on (what the race
+    checks at full length, and what its report suggests when they disagree)."""
     step, value = _last_report(t)
     if t.state == TrialState.COMPLETE:
         value = t.value
-    return {"search_score": value if math.isfinite(value) else None, "search_epochs": step}
+    config = t.user_attrs.get(Attr.CONFIG, {})
+    return {
+        "search_score": value if math.isfinite(value) else None,
+        "search_epochs": step,
+        "search_train_size": config.get("train_size"),  # None: all but the validation images
+        "search_schedule": config.get("schedule"),
+    }
 
 
 def race(

@@ -21,14 +21,15 @@ def against_base(race: dict | None) -> list[str]:
             f"race ({where}): trial {pick['trial']} {pick['score']:.4f} against the space's "
             f"base config (trial {base['trial']}) {base['score']:.4f}: {100 * gap:+.2f} points"
         ]
-    return lines + rung_check(list(rows.values()))
+    return lines + rung_check(list(rows.values()), race.get("train_images"))
 
 
-def rung_check(rows: list[dict]) -> list[str]:
+def rung_check(rows: list[dict], race_images: int | None = None) -> list[str]:
     """Whether the search's scores ordered the raced configs as the race at full length did
     (lines for ``final.describe``; none for a race without the search's scores, older than
     them). A study whose rungs put the race's winner last judged its configs mid-schedule, at
-    too little data or too few epochs for this space: the hint says which settings raise that."""
+    too little data or too few epochs for this space: the hint says which of the study's
+    settings to change (from the training images and schedule its trials had)."""
     known = [r for r in rows if r.get("search_score") is not None]
     if len(known) < 2 or len(known) < len(rows):
         return []
@@ -43,7 +44,34 @@ def rung_check(rows: list[dict]) -> list[str]:
     if by_race[0] is by_search[-1]:
         lines.append(
             "the race's winner ranked last in the search: its rungs misrank this space's "
-            "configs; score them on wsd's cooldown branches (--set schedule=wsd), at more "
-            "images per trial (--train-size) or a later first rung (--first-rung)"
+            "configs; " + "; ".join(_fixes(known, race_images))
         )
     return lines
+
+
+def _fixes(rows: list[dict], race_images: int | None) -> list[str]:
+    """What to change in the study, from what its trials trained on (rows older than that
+    record get the general advice)."""
+    sizes = {r.get("search_train_size") for r in rows}
+    schedules = {r.get("search_schedule") for r in rows} - {None}
+    if "search_train_size" not in rows[0]:  # a race from before the record
+        return ["score them on wsd's cooldown branches (--set schedule=wsd), at more images "
+                "per trial (--train-size) or a later first rung (--first-rung)"]  # fmt: skip
+    out = []
+    small = [s for s in sizes if s is not None and (race_images is None or s < race_images)]
+    if small:
+        out.append(
+            f"rank them on the race's split: all its training images (omit --train-size; the "
+            f"search had {min(small):,}), --epochs at the race's length and --first-rung 3 "
+            f"(benchmarks/rung_fidelity.py: {RACE_SPLIT_FIGURE})"
+        )
+    if schedules - {"wsd"}:
+        out.append("score the rungs on wsd's cooldown branches (--set schedule=wsd)")
+    return out or ["start the rungs later (--first-rung)"]
+
+
+# what the measurement behind the first fix found (results/benchmarks/rung_fidelity.json)
+RACE_SPLIT_FIGURE = (
+    "on the seed space, rungs on the race's split ordered 5 of 6 raced pairs as the race from "
+    "epoch 3 on, rungs at 10,000 images 0 of 6"
+)

@@ -318,6 +318,7 @@ def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, m
     assert rows[0]["search_value"] is None and rows[1]["search_value"] == 0.6
     assert (rows[0]["search_score"], rows[0]["search_epochs"]) == (0.1, 1)  # where it stopped
     assert rows[1]["search_score"] == 0.6
+    assert "search_train_size" in rows[1] and rows[1]["search_schedule"]  # what the hint reads
     assert plan["race"]["winner"] == 0 and plan["trial"] == 0
     assert trained == [0.02, 0.003, 0.01, 0.02]  # the base, the top two; the base retrained
 
@@ -410,7 +411,16 @@ def test_the_test_report_says_when_the_search_ranked_the_race_winner_last():
         "the search ranked them 22 (0.7068, epoch 6), 30 (0.7024, epoch 6), 0 (0.4426, epoch 1); "
         "the race: 0 (0.8308), 30 (0.8132), 22 (0.8056)"
     )
-    assert "ranked last in the search" in hint and "--train-size" in hint
+    assert "ranked last in the search" in hint and "--train-size" in hint  # an older race
+    small_wsd = {**race, "candidates": [{**c, "search_train_size": 10000, "search_schedule": "wsd"}
+                                        for c in race["candidates"]]}  # fmt: skip
+    hint = final.against_base(small_wsd)[-1]
+    assert "race's split" in hint and "had 10,000" in hint and "schedule=wsd" not in hint
+    full_onecycle = {**race, "candidates": [
+        {**c, "search_train_size": None, "search_schedule": "onecycle"} for c in race["candidates"]
+    ]}  # fmt: skip
+    hint = final.against_base(full_onecycle)[-1]
+    assert "schedule=wsd" in hint and "race's split" not in hint
     agreed = {**race, "winner": 22,
               "candidates": [{**c, "score": c["search_score"] + 0.1} for c in race["candidates"]]}  # fmt: skip
     assert len(final.against_base(agreed)) == 2  # the same order: no hint
