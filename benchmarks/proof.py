@@ -138,8 +138,8 @@ def main(argv=None) -> int:
     from search.cli.common import configure_libraries
 
     configure_libraries()  # the libraries' notices, as the command line hides them
-    from search.final import final_dir, search_score
-    from search.race_report import rung_check
+    from search.final import final_dir
+    from search.race_report import rung_check, search_score
     from search.settings import load
 
     study, settings = load(a.study, a.storage)
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
         "stages": stages,
         "total": total(stages),
         "race": raced,
-        "rung_check": rung_check(raced["candidates"]) if raced else [],
+        "rung_check": rung_check(raced["candidates"], raced.get("train_images")) if raced else [],
         "pick": pick,
         "baseline": base,
         "baseline_train": runs_stage(a.baseline),

@@ -23,7 +23,7 @@ from search.data import CLASSES, Source, search_guard, split_for
 from search.errors import UserError
 from search.evaluate import TTA_REPORTS, next_evaluation, tta_level, tta_scores
 from search.inference import load_keras
-from search.race_report import against_base
+from search.race_report import against_base, search_outcome, search_score
 from search.record import BASE_CONFIG, Attr, End, best_complete, end_of, lost_trials
 from search.runs import evaluate_run, metrics_file, train_run, write_json
 from search.settings import load
@@ -112,38 +112,19 @@ def entrants(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     says whether the searched configs beat it, one by one."""
     out = candidates(study, k)
     base = base_trial(study)
-    if base is not None and _config_key(base) not in {_config_key(t) for t in out}:
-        out.insert(0, base)
-    return out
+    if base is None:
+        return out
+    # the search may have promoted the base config to the end: its last segment stands for it
+    key = _config_key(base)
+    return ([t for t in out if _config_key(t) == key] or [base]) + [
+        t for t in out if _config_key(t) != key
+    ]
 
 
-def _last_report(t: optuna.trial.FrozenTrial) -> tuple[int, float]:
-    """The epoch and score of a trial's last report (0 and NaN before its first)."""
-    return max(t.intermediate_values.items(), default=(0, math.nan))
-
-
-def search_outcome(t: optuna.trial.FrozenTrial) -> str:
-    """What the search made of a trial, in words."""
-    if t.state == TrialState.COMPLETE:
-        return f"search value {t.value:.4f}"
-    step, value = _last_report(t)
-    return f"stopped by the search at {value:.4f} after {step} epochs"
-
-
-def search_score(t: optuna.trial.FrozenTrial) -> dict:
-    """The search's last word on a trial, complete or stopped at a rung: its score, the
-    epochs it had then, and the training images and schedule it had them on (what the race
-    checks at full length, and what its report suggests when they disagree)."""
-    step, value = _last_report(t)
-    if t.state == TrialState.COMPLETE:
-        value = t.value
-    config = t.user_attrs.get(Attr.CONFIG, {})
-    return {
-        "search_score": value if math.isfinite(value) else None,
-        "search_epochs": step,
-        "search_train_size": config.get("train_size"),  # None: all but the validation images
-        "search_schedule": config.get("schedule"),
-    }
+def is_base(t: optuna.trial.FrozenTrial, base: optuna.trial.FrozenTrial | None) -> bool:
+    """Whether ``t`` trains the space's base config: the trial the study queued it as, or a
+    later segment of it (which carries the config, not the queue's mark)."""
+    return base is not None and _config_key(t) == _config_key(base)
 
 
 def race(
@@ -156,6 +137,7 @@ def race(
     guard). Resumable: finished candidates are kept in ``final/race/trial-N/``."""
     out = final_dir(name) / "race"
     rows = []
+    base = base_trial(study)
     with search_guard():
         for t in entrants(study, k):
             config = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}")
@@ -172,14 +154,13 @@ def race(
                     "Nothing was changed."
                 )
             if not scored.exists():
-                is_base = t.user_attrs.get(Attr.ENQUEUED) == BASE_CONFIG
                 if verbose:
-                    what = "the space's base config, " if is_base else ""
+                    what = "the space's base config, " if is_base(t, base) else ""
                     print(f"race: trial {t.number} ({what}{search_outcome(t)}), {run}", flush=True)
                 if not (run / "train.json").exists():
                     train_run(config, source, run, verbose=verbose, extra={"race_of": name})
                 complete = t.state == TrialState.COMPLETE
-                write_json(scored, {"trial": t.number, "base": is_base,
+                write_json(scored, {"trial": t.number, "base": is_base(t, base),
                                     "search_value": t.value if complete else None,
                                     **_validation_scores(run, config, source)})  # fmt: skip
             rows.append({**search_score(t), **json.loads(scored.read_text())})

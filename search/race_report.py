@@ -1,6 +1,45 @@
 """What a race says in words: the pick against the space's base config, and whether the
 search's scores ordered the raced configs as the race at full length did (lines for the test
-report, from the race's record alone)."""
+report, from the race's record alone); and the search's word on each raced trial, which the
+race records beside its own."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+from optuna.trial import TrialState
+
+from search.record import Attr
+
+
+def _last_report(t: optuna.trial.FrozenTrial) -> tuple[int, float]:
+    """The epoch and score of a trial's last report (0 and NaN before its first)."""
+    return max(t.intermediate_values.items(), default=(0, math.nan))
+
+
+def search_outcome(t: optuna.trial.FrozenTrial) -> str:
+    """What the search made of a trial, in words."""
+    if t.state == TrialState.COMPLETE:
+        return f"search value {t.value:.4f}"
+    step, value = _last_report(t)
+    return f"stopped by the search at {value:.4f} after {step} epochs"
+
+
+def search_score(t: optuna.trial.FrozenTrial) -> dict:
+    """The search's last word on a trial, complete or stopped at a rung: its score, the
+    epochs it had then, and the training images and schedule it had them on (what the race
+    checks at full length, and what its report suggests when they disagree)."""
+    step, value = _last_report(t)
+    if t.state == TrialState.COMPLETE:
+        value = t.value
+    config = t.user_attrs.get(Attr.CONFIG, {})
+    return {
+        "search_score": value if math.isfinite(value) else None,
+        "search_epochs": step,
+        "search_train_size": config.get("train_size"),  # None: all but the validation images
+        "search_schedule": config.get("schedule"),
+    }
 
 
 def against_base(race: dict | None) -> list[str]:

@@ -323,6 +323,43 @@ def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, m
     assert trained == [0.02, 0.003, 0.01, 0.02]  # the base, the top two; the base retrained
 
 
+def test_a_base_config_the_search_promoted_to_the_end_races_once_as_the_base(
+    tiny_data, monkeypatch
+):
+    """seedrace: rungs on the race's split promoted the base config to the end; its complete
+    segment carries the config, not the study's queue mark, and must still race as the base
+    (first, once), so the report compares the pick with it."""
+    study = raced_study(base_end="paused")  # stored so; shown "promoted" (record.continued)
+    s = settings()
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+    study.add_trial(
+        create_trial(
+            value=0.55,
+            params={"learning_rate": 0.02},
+            distributions=dist,
+            user_attrs={"config": s.base().replace(learning_rate=0.02).to_dict(),
+                        "end": "complete", Attr.RESUME_OF: 0},
+        )
+    )  # fmt: skip
+    assert [t.number for t in final.entrants(study, 2)] == [4, 1]  # the base's segment first
+
+    def train_run(config, source, run, **kw):
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train.json").write_text('{"train_images": 200, "val_images": 100}')
+
+    monkeypatch.setattr(final, "train_run", train_run)
+    monkeypatch.setattr(
+        final, "_validation_scores",
+        lambda run, config, source: {"score": config.learning_rate, "scored_as": "plain"},
+    )  # fmt: skip
+    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2,
+                        verbose=False)  # fmt: skip
+    rows = json.loads((out / "retrain.json").read_text())["race"]["candidates"]
+    assert [(r["trial"], r["base"]) for r in rows] == [(4, True), (1, False)]
+    won = final.against_base(json.loads((out / "retrain.json").read_text())["race"])[0]
+    assert "base config (trial 4) won" in won
+
+
 def test_schedule_replaces_the_searched_schedule_in_the_race_and_the_retrain(
     tiny_data, monkeypatch, capsys
 ):
