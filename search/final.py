@@ -1,5 +1,5 @@
-"""Close the loop: race a study's top trials on validation, retrain the winner on all 50,000
-training images, then test it once.
+"""Close the loop: race a study's top trials on validation (:mod:`search.race`), retrain the
+winner on all 50,000 training images, then test it once.
 
 ``results/NAME/final/`` holds ``race/`` (with ``--race K``: one run folder per candidate and
 ``race.json``), ``best_config.json``, one run folder per seed (``seed-S/``, each resumable
@@ -19,12 +19,12 @@ from optuna.trial import TrialState
 
 from search.config import Config
 from search.confusion import write_confusion
-from search.data import CLASSES, Source, search_guard, split_for
+from search.data import CLASSES, Source
 from search.errors import UserError
-from search.evaluate import TTA_REPORTS, next_evaluation, tta_level, tta_scores
-from search.inference import load_keras
-from search.race_report import against_base, search_outcome, search_score
-from search.record import BASE_CONFIG, Attr, End, best_complete, end_of, lost_trials
+from search.evaluate import TTA_REPORTS, next_evaluation
+from search.race import race
+from search.race_report import against_base, search_outcome
+from search.record import Attr, End, best_complete, end_of, lost_trials
 from search.runs import evaluate_run, metrics_file, train_run, write_json
 from search.settings import load
 from search.storage import study_dir
@@ -63,135 +63,6 @@ def pick_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     )
 
 
-def _config_key(t: optuna.trial.FrozenTrial) -> str:
-    """A trial's whole config as one string: trials with the same key train the same model."""
-    return json.dumps(t.user_attrs[Attr.CONFIG], sort_keys=True)
-
-
-def candidates(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
-    """The top ``k`` complete trials by the search's value, one per config (the earlier of a
-    tie); refused when the study has fewer."""
-    if k < 1:
-        raise UserError(f"--race must be at least 1, got {k}.")
-    done = sorted(
-        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-        key=lambda t: (-t.value, t.number),
-    )
-    seen, out = set(), []
-    for t in done:
-        key = _config_key(t)
-        if key not in seen:
-            seen.add(key)
-            out.append(t)
-    if len(out) < k:
-        raise UserError(
-            f"--race {k} needs {k} complete trials with distinct configs; study "
-            f"{study.study_name!r} has {len(out)}. Race fewer, or run the study further."
-        )
-    return out[:k]
-
-
-def base_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The space's base config as the study first trained it (trial 0 of a study that
-    queued it: the hand-tuned preset the space is centred on), if it trained within the
-    budget; None for a study without one."""
-    for t in study.get_trials(deepcopy=False):
-        trained = t.user_attrs.get(Attr.END) in (End.COMPLETE, End.PRUNED, End.PAUSED)
-        if t.user_attrs.get(Attr.ENQUEUED) == BASE_CONFIG and trained:
-            return t
-    return None
-
-
-def entrants(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
-    """The race's entrants: the space's base config if it is not among them, whatever the
-    search made of it, then the top ``k`` complete trials. The search judged configs at a
-    fraction of the retrain's data and epochs, where a one-cycle schedule still at its high
-    learning rate looks worse than it ends; the race at full length keeps a search from
-    handing on a config that validation ranks below the one it started from. The base runs
-    first: it is the yardstick, so a race stopped part-way (a session's end, a budget) already
-    says whether the searched configs beat it, one by one."""
-    out = candidates(study, k)
-    base = base_trial(study)
-    if base is None:
-        return out
-    # the search may have promoted the base config to the end: its last segment stands for it
-    key = _config_key(base)
-    return ([t for t in out if _config_key(t) == key] or [base]) + [
-        t for t in out if _config_key(t) != key
-    ]
-
-
-def is_base(t: optuna.trial.FrozenTrial, base: optuna.trial.FrozenTrial | None) -> bool:
-    """Whether ``t`` trains the space's base config: the trial the study queued it as, or a
-    later segment of it (which carries the config, not the queue's mark)."""
-    return base is not None and _config_key(t) == _config_key(base)
-
-
-def race(
-    name: str, study: optuna.Study, settings, source: Source, *, k: int, epochs: int,
-    schedule: str | None = None, verbose: bool = True,
-) -> dict:  # fmt: skip
-    """Train each of the race's :func:`entrants` at the retrain's epochs on the train split
-    and score it on the validation images (with the TTA its config asks for): the winner goes
-    on to the retrain. Before the test set is touched, and it never is here (the search's
-    guard). Resumable: finished candidates are kept in ``final/race/trial-N/``."""
-    out = final_dir(name) / "race"
-    rows = []
-    base = base_trial(study)
-    with search_guard():
-        for t in entrants(study, k):
-            config = Config.from_dict(t.user_attrs[Attr.CONFIG], where=f"trial {t.number}")
-            config = config.replace(epochs=epochs, train_size=None, val_size=settings.val_size)
-            if schedule is not None:
-                config = config.replace(schedule=schedule)
-            run = out / f"trial-{t.number}"
-            scored = run / "race.json"
-            ran = run / "config.json"
-            if ran.exists() and Config.from_json(ran) != config:  # another --schedule/--epochs
-                raise UserError(
-                    f"{run} holds a race run of another config (epochs {config.epochs}, "
-                    f"schedule {config.schedule} asked here); move {out} away to race again. "
-                    "Nothing was changed."
-                )
-            if not scored.exists():
-                if verbose:
-                    what = "the space's base config, " if is_base(t, base) else ""
-                    print(f"race: trial {t.number} ({what}{search_outcome(t)}), {run}", flush=True)
-                if not (run / "train.json").exists():
-                    train_run(config, source, run, verbose=verbose, extra={"race_of": name})
-                complete = t.state == TrialState.COMPLETE
-                write_json(scored, {"trial": t.number, "base": is_base(t, base),
-                                    "search_value": t.value if complete else None,
-                                    **_validation_scores(run, config, source)})  # fmt: skip
-            rows.append({**search_score(t), **json.loads(scored.read_text())})
-    winner = max(rows, key=lambda r: (r["score"], -r["trial"]))
-    trained = json.loads((out / f"trial-{winner['trial']}" / "train.json").read_text())
-    record = {
-        "epochs": epochs,
-        "train_images": trained["train_images"],
-        "val_images": trained["val_images"],
-        "candidates": rows,
-        "winner": winner["trial"],
-    }
-    write_json(out / "race.json", record)
-    if verbose:
-        for r in rows:
-            print(f"race: trial {r['trial']}: validation {r['score']:.4f} ({r['scored_as']})")
-        print(f"race: trial {winner['trial']} wins", flush=True)
-    return record
-
-
-def _validation_scores(run: Path, config: Config, source: Source) -> dict:
-    """The run's validation accuracy at each TTA level up to its config's; its score is the
-    highest level's (what its config would be tested with)."""
-    model = load_keras(run / "model.keras")
-    split = split_for(config, source)
-    scores = tta_scores(model, split.x_val, split.y_val, level=tta_level(config, None))
-    accuracy = {level: s["accuracy"] for level, s in scores.items()}
-    top = list(accuracy)[-1]
-    return {"validation": accuracy, "score": accuracy[top], "scored_as": top}
-
-
 def retrain(
     name: str,
     storage: str | None,
@@ -224,8 +95,8 @@ def retrain(
     raced = None
     if race_k is not None:
         raced = race(
-            name, study, settings, source, k=race_k, epochs=n_epochs, schedule=schedule,
-            verbose=verbose,
+            name, study, settings, source, out=final_dir(name) / "race", k=race_k,
+            epochs=n_epochs, schedule=schedule, verbose=verbose,
         )  # fmt: skip
         t = study.get_trials(deepcopy=False)[raced["winner"]]  # the base config may win
     else:

@@ -12,6 +12,7 @@ from conftest import make_arrays, run_script
 from optuna.trial import TrialState, create_trial
 
 from search import data, final
+from search import race as race_mod
 from search.cli import main
 from search.config import Config
 from search.data import resolve_source
@@ -262,7 +263,7 @@ def raced_study(name="race", base_end=None):
 def test_the_race_picks_by_validation_and_never_loads_the_test_split(tiny_data, monkeypatch):
     raced_study()
     requested = []
-    real_load, real_scores = data._load, final._validation_scores
+    real_load, real_scores = data._load, race_mod._validation_scores
     monkeypatch.setattr(
         data, "_load", lambda src, split: requested.append(split) or real_load(src, split)
     )
@@ -271,7 +272,7 @@ def test_the_race_picks_by_validation_and_never_loads_the_test_split(tiny_data, 
         out = real_scores(run, config, source)
         return {**out, "score": {0.003: 0.50, 0.01: 0.70}[config.learning_rate]}
 
-    monkeypatch.setattr(final, "_validation_scores", scores)
+    monkeypatch.setattr(race_mod, "_validation_scores", scores)
     out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2, verbose=False)
     assert set(requested) == {"train"}  # the race and the retrain: training images only
     plan = json.loads((out / "retrain.json").read_text())
@@ -280,7 +281,8 @@ def test_the_race_picks_by_validation_and_never_loads_the_test_split(tiny_data, 
     assert plan["race"]["train_images"] == 200 and plan["race"]["val_images"] == 100
     assert Config.from_json(out / "best_config.json").learning_rate == 0.01
     # resumable: run again, nothing is trained twice
-    monkeypatch.setattr(final, "train_run", lambda *a, **k: pytest.fail("trained again"))
+    for module in (final, race_mod):  # the race and the retrain
+        monkeypatch.setattr(module, "train_run", lambda *a, **k: pytest.fail("trained again"))
     final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2, verbose=False)
     assert main(["test", "--study", "race", "--data", str(tiny_data)]) == 0
     metrics = json.loads((out / "test_metrics.json").read_text())
@@ -298,13 +300,14 @@ def test_the_space_base_config_races_whatever_the_search_made_of_it(tiny_data, m
         (run / "train.json").write_text('{"train_images": 200, "val_images": 100}')
         trained.append(config.learning_rate)
 
-    monkeypatch.setattr(final, "train_run", train_run)
+    for module in (final, race_mod):  # the race and the retrain
+        monkeypatch.setattr(module, "train_run", train_run)
 
     def scores(run, config, source):
         score = {0.003: 0.50, 0.01: 0.70, 0.02: 0.80}[config.learning_rate]
         return {"score": score, "scored_as": "plain"}
 
-    monkeypatch.setattr(final, "_validation_scores", scores)
+    monkeypatch.setattr(race_mod, "_validation_scores", scores)
     out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2)
     said = capsys.readouterr().out
     assert (
@@ -341,15 +344,16 @@ def test_a_base_config_the_search_promoted_to_the_end_races_once_as_the_base(
                         "end": "complete", Attr.RESUME_OF: 0},
         )
     )  # fmt: skip
-    assert [t.number for t in final.entrants(study, 2)] == [4, 1]  # the base's segment first
+    assert [t.number for t in race_mod.entrants(study, 2)] == [4, 1]  # the base's segment first
 
     def train_run(config, source, run, **kw):
         run.mkdir(parents=True, exist_ok=True)
         (run / "train.json").write_text('{"train_images": 200, "val_images": 100}')
 
-    monkeypatch.setattr(final, "train_run", train_run)
+    for module in (final, race_mod):  # the race and the retrain
+        monkeypatch.setattr(module, "train_run", train_run)
     monkeypatch.setattr(
-        final, "_validation_scores",
+        race_mod, "_validation_scores",
         lambda run, config, source: {"score": config.learning_rate, "scored_as": "plain"},
     )  # fmt: skip
     out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2,
@@ -358,6 +362,42 @@ def test_a_base_config_the_search_promoted_to_the_end_races_once_as_the_base(
     assert [(r["trial"], r["base"]) for r in rows] == [(4, True), (1, False)]
     won = final.against_base(json.loads((out / "retrain.json").read_text())["race"])[0]
     assert "base config (trial 4) won" in won
+
+
+def test_a_trial_that_ran_the_race_run_in_the_study_is_scored_from_it_not_trained_again(
+    tiny_data, monkeypatch
+):
+    """A study whose rungs trained on the race's split completes configs at the race's
+    length: the race takes their validation accuracy instead of paying that length again."""
+    study = raced_study()
+    s = settings()
+    ran = s.base().replace(learning_rate=0.05, epochs=1, train_size=None, val_size=s.val_size)
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+    study.add_trial(
+        create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
+                     user_attrs={"config": ran.to_dict(), "end": "complete"})
+    )  # fmt: skip
+    t = study.get_trials(deepcopy=False)[-1]
+    assert race_mod.ran_in_study(t, ran) and not race_mod.ran_in_study(t, ran.replace(seed=1))
+    tta = create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
+                       user_attrs={"config": ran.replace(tta_flip=True).to_dict()})  # fmt: skip
+    assert not race_mod.ran_in_study(tta, ran.replace(tta_flip=True))  # TTA needs the model
+    trained = []
+
+    def train_run(config, source, run, **kw):
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train.json").write_text('{"train_images": 200, "val_images": 100}')
+        trained.append(config.learning_rate)
+
+    for module in (final, race_mod):  # the race and the retrain
+        monkeypatch.setattr(module, "train_run", train_run)
+    monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
+    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2, verbose=False)
+    rows = {r["trial"]: r for r in json.loads((out / "retrain.json").read_text())["race"]["candidates"]}  # fmt: skip
+    assert rows[3]["from_study_trial"] == 3 and rows[3]["validation"] == {"plain": 0.9}
+    assert trained == [0.003, 0.05]  # the race trained trial 0 only; the retrain, the winner
+    kept = json.loads((out / "race" / "trial-3" / "train.json").read_text())
+    assert kept["epochs"] == 0 and kept["train_images"] > 0  # counted once, in the search
 
 
 def test_schedule_replaces_the_searched_schedule_in_the_race_and_the_retrain(
@@ -375,8 +415,9 @@ def test_schedule_replaces_the_searched_schedule_in_the_race_and_the_retrain(
         (run / "model.keras").write_text("")
         trained.append((config.schedule, config.val_size))
 
-    monkeypatch.setattr(final, "train_run", train_run)
-    monkeypatch.setattr(final, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
+    for module in (final, race_mod):  # the race and the retrain
+        monkeypatch.setattr(module, "train_run", train_run)
+    monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
     src = resolve_source(tiny_data)
     out = final.retrain("race", None, src, epochs=1, race_k=1, schedule="onecycle", verbose=False)
     assert trained == [("onecycle", 100), ("onecycle", 0)]  # the race's entrant, the retrain
@@ -397,8 +438,8 @@ def test_schedule_replaces_the_searched_schedule_in_the_race_and_the_retrain(
 )  # fmt: skip
 def test_the_base_config_enters_the_race_first_only_if_it_trained_within_budget(end, raced):
     study = raced_study(base_end=end)
-    assert [t.number for t in final.entrants(study, 2)] == raced
-    assert [t.number for t in final.entrants(study, 3)] == raced[:-2] + [1, 2, 3]
+    assert [t.number for t in race_mod.entrants(study, 2)] == raced
+    assert [t.number for t in race_mod.entrants(study, 3)] == raced[:-2] + [1, 2, 3]
 
 
 @pytest.mark.parametrize(
