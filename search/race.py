@@ -111,10 +111,12 @@ def race(
                     "Nothing was changed."
                 )
             if not scored.exists():
+                reuse = ran_in_study(t, config)
                 if verbose:
                     what = "the space's base config, " if is_base(t, base) else ""
-                    print(f"race: trial {t.number} ({what}{search_outcome(t)}), {run}", flush=True)
-                if ran_in_study(t, config):
+                    how = ": the study ran this race run, scored from it" if reuse else ""
+                    print(f"race: trial {t.number} ({what}{search_outcome(t)}), {run}{how}")
+                if reuse:
                     scores = _scores_from_study(t, config, source, run)
                 else:
                     if not (run / "train.json").exists():

@@ -365,7 +365,7 @@ def test_a_base_config_the_search_promoted_to_the_end_races_once_as_the_base(
 
 
 def test_a_trial_that_ran_the_race_run_in_the_study_is_scored_from_it_not_trained_again(
-    tiny_data, monkeypatch
+    tiny_data, monkeypatch, capsys
 ):
     """A study whose rungs trained on the race's split completes configs at the race's
     length: the race takes their validation accuracy instead of paying that length again."""
@@ -392,9 +392,12 @@ def test_a_trial_that_ran_the_race_run_in_the_study_is_scored_from_it_not_traine
     for module in (final, race_mod):  # the race and the retrain
         monkeypatch.setattr(module, "train_run", train_run)
     monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
-    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2, verbose=False)
+    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2)
     rows = {r["trial"]: r for r in json.loads((out / "retrain.json").read_text())["race"]["candidates"]}  # fmt: skip
     assert rows[3]["from_study_trial"] == 3 and rows[3]["validation"] == {"plain": 0.9}
+    said = capsys.readouterr().out
+    assert "trial-3: the study ran this race run, scored from it" in said
+    assert "trial-0: the study" not in said
     assert trained == [0.003, 0.05]  # the race trained trial 0 only; the retrain, the winner
     kept = json.loads((out / "race" / "trial-3" / "train.json").read_text())
     assert kept["epochs"] == 0 and kept["train_images"] > 0  # counted once, in the search
