@@ -95,6 +95,11 @@ def pairs_agreeing(score: list[float], ref: list[float]) -> tuple[int, int]:
     return agree, total
 
 
+def rungs_of(kind: str, a) -> list[int]:
+    """The epochs a kind of rung is scored at."""
+    return a.small_rungs if kind == "small" else a.rungs
+
+
 def rung_config(config: dict, kind: str, a):
     """The config as a rung of ``kind`` trains it: wsd, on the kind's split and length."""
     from search.config import Config
@@ -127,9 +132,9 @@ def group_figures(entries: list[dict], runs: dict, a) -> dict:
         }
 
     kinds: dict = {}
-    for kind, rung_list in (("small", a.small_rungs), ("race_split", a.rungs)):
+    for kind in KINDS:
         per_rung = {}
-        for rung in rung_list:
+        for rung in rungs_of(kind, a):
             got = [runs.get(f"{kind}|{e['key']}", {}).get("rung_values", {}).get(str(rung))
                    for e in entries]  # fmt: skip
             if all(v is not None for v in got):
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         source = resolve_source(a.data)
         with search_guard():
             for kind in kinds:
-                rung_list = a.small_rungs if kind == "small" else a.rungs
+                rung_list = rungs_of(kind, a)
                 for space, entries in groups.items():
                     for e in entries:
                         key = f"{kind}|{e['key']}"

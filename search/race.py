@@ -111,9 +111,9 @@ def race(
                     "Nothing was changed."
                 )
             if not scored.exists():
-                reuse = ran_in_study(t, config)
+                reuse, its_base = ran_in_study(t, config), is_base(t, base)
                 if verbose:
-                    what = "the space's base config, " if is_base(t, base) else ""
+                    what = "the space's base config, " if its_base else ""
                     how = ": the study ran this race run, scored from it" if reuse else ""
                     print(f"race: trial {t.number} ({what}{search_outcome(t)}), {run}{how}")
                 if reuse:
@@ -124,7 +124,7 @@ def race(
                     scores = _validation_scores(run, config, source)
                 value = t.value if t.state == TrialState.COMPLETE else None
                 write_json(
-                    scored, {"trial": t.number, "base": is_base(t, base), "search_value": value,
+                    scored, {"trial": t.number, "base": its_base, "search_value": value,
                              **scores}
                 )  # fmt: skip
             rows.append({**search_score(t), **json.loads(scored.read_text())})

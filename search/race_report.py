@@ -91,11 +91,11 @@ def rung_check(rows: list[dict], race_images: int | None = None) -> list[str]:
 def _fixes(rows: list[dict], race_images: int | None) -> list[str]:
     """What to change in the study, from what its trials trained on (rows older than that
     record get the general advice)."""
-    sizes = {r.get("search_train_size") for r in rows}
-    schedules = {r.get("search_schedule") for r in rows} - {None}
     if "search_train_size" not in rows[0]:  # a race from before the record
         return ["score them on wsd's cooldown branches (--set schedule=wsd), at more images "
                 "per trial (--train-size) or a later first rung (--first-rung)"]  # fmt: skip
+    sizes = {r.get("search_train_size") for r in rows}
+    schedules = {r.get("search_schedule") for r in rows} - {None}
     out = []
     small = [s for s in sizes if s is not None and (race_images is None or s < race_images)]
     if small:
