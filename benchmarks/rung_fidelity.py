@@ -176,6 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         space, _, studies = g.partition(":")
         if not studies:
             p.error(f"{g!r}: write SPACE:STUDY[,STUDY...]")
+        for name in studies.split(","):
+            if not (a.results / name / "final" / "race" / "race.json").exists():
+                p.error(f"study {name!r} has no race in {a.results / name / 'final' / 'race'}: "
+                        f"race it first (cifar10_train.py --study {name} --race K), or name "
+                        "another --results folder")  # fmt: skip
         groups[space] = raced(a.results, studies.split(","))
     kinds = a.kinds.split(",")
     if not set(kinds) <= set(KINDS):

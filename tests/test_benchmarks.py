@@ -477,3 +477,16 @@ def test_rung_fidelity_dedupes_a_config_raced_twice_and_judges_rungs_by_the_race
     assert curve["base_rank"] == 2 and curve["pairs_as_race"] == "1 of 3"
     assert f["train_seconds"]["race_split"] == 30.0
     assert pairs_agreeing([1.0, 2.0, 3.0], [3.0, 2.0, 2.0]) == (0, 2)  # ties in the race skip
+
+
+def test_rung_fidelity_refuses_a_study_without_a_race_before_training(tmp_path, capsys):
+    from benchmarks.rung_fidelity import main
+
+    _race(tmp_path, "s1", [(0, True, 0.9, {"width1": 64}, [0.5])])
+    with pytest.raises(SystemExit):
+        main(["fast:s1,nope", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "study 'nope' has no race" in err and "--race K" in err
+    with pytest.raises(SystemExit):
+        main(["fast", "--results", str(tmp_path)])
+    assert "write SPACE:STUDY" in capsys.readouterr().err
