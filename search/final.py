@@ -22,8 +22,8 @@ from search.confusion import write_confusion
 from search.data import CLASSES, Source
 from search.errors import UserError
 from search.evaluate import TTA_REPORTS, next_evaluation
-from search.race import race
-from search.race_report import against_base, search_outcome
+from search.race import race, with_tta
+from search.race_report import against_base, search_outcome, tta_choice
 from search.record import Attr, End, best_complete, end_of, lost_trials
 from search.runs import evaluate_run, metrics_file, train_run, write_json
 from search.settings import load
@@ -74,6 +74,7 @@ def retrain(
     seeds: int = 1,
     race_k: int | None = None,
     schedule: str | None = None,
+    choose_tta: bool = False,
     verbose: bool = True,
 ) -> Path:
     """Train the chosen trial's exact config on all training images, once per seed.
@@ -82,7 +83,8 @@ def retrain(
     schedule is defined in fractions of the run, so it stretches to the new length. With
     ``race_k``, the trial is the winner of :func:`race` among the top ``race_k``. With
     ``schedule``, the race and the retrain use that learning-rate schedule kind in place of
-    the searched config's (the rest of the config as searched). Run again
+    the searched config's (the rest of the config as searched). With ``choose_tta`` (and
+    ``race_k``), the retrain is tested at the TTA level the race chose on validation. Run again
     after an interruption: finished seeds are kept, an unfinished one resumes from its last
     epoch.
     """
@@ -90,13 +92,15 @@ def retrain(
         raise UserError(f"--seeds must be at least 1, got {seeds}.")
     if race_k is not None and trial is not None:
         raise UserError("--race picks the trial; it does not go with --trial.")
+    if choose_tta and race_k is None:
+        raise UserError("--choose-tta chooses on the race's validation images: add --race K.")
     study, settings = load(name, storage)
     n_epochs = epochs or max(1, round(settings.epochs * epoch_factor))
     raced = None
     if race_k is not None:
         raced = race(
             name, study, settings, source, out=final_dir(name) / "race", k=race_k,
-            epochs=n_epochs, schedule=schedule, verbose=verbose,
+            epochs=n_epochs, schedule=schedule, choose_tta=choose_tta, verbose=verbose,
         )  # fmt: skip
         t = study.get_trials(deepcopy=False)[raced["winner"]]  # the base config may win
     else:
@@ -105,6 +109,8 @@ def retrain(
     config = searched.replace(val_size=0, train_size=None, epochs=n_epochs)
     if schedule is not None:
         config = config.replace(schedule=schedule)
+    if raced and raced.get("tta"):
+        config = with_tta(config, raced["tta"]["chosen"])
     out = final_dir(name)
     out.mkdir(parents=True, exist_ok=True)
     previous = out / "retrain.json"
@@ -244,7 +250,7 @@ def describe(result: dict) -> str:
         f"parameters {result['params']:,}  latency p50 {result['latency_p50_ms']:.2f} ms  "
         f"p95 {result['latency_p95_ms']:.2f} ms ({result['latency_threads']} threads)"
     )
-    lines += against_base(result.get("race"))
+    lines += against_base(result.get("race")) + tta_choice(result.get("race"))
     if any(not math.isfinite(a) for a in result["accuracy_per_seed"]):
         lines.append("warning: a seed's accuracy is not finite")
     return "\n".join(lines)

@@ -87,12 +87,14 @@ def is_base(t: optuna.trial.FrozenTrial, base: optuna.trial.FrozenTrial | None) 
 
 def race(
     name: str, study: optuna.Study, settings, source: Source, *, out: Path, k: int,
-    epochs: int, schedule: str | None = None, verbose: bool = True,
+    epochs: int, schedule: str | None = None, choose_tta: bool = False, verbose: bool = True,
 ) -> dict:  # fmt: skip
     """Train each of the race's :func:`entrants` at the retrain's epochs on the train split
     and score it on the validation images (with the TTA its config asks for): the winner goes
-    on to the retrain. Before the test set is touched, and it never is here (the search's
-    guard). Resumable: finished candidates are kept in ``out/trial-N/`` (``final/race/``)."""
+    on to the retrain. With ``choose_tta``, the winner's TTA level is then chosen on the
+    validation images too (:func:`choose_tta_level`). Before the test set is touched, and it
+    never is here (the search's guard). Resumable: finished candidates are kept in
+    ``out/trial-N/`` (``final/race/``)."""
     rows = []
     base = base_trial(study)
     with search_guard():
@@ -111,7 +113,9 @@ def race(
                     "Nothing was changed."
                 )
             if not scored.exists():
-                reuse, its_base = ran_in_study(t, config), is_base(t, base)
+                # a run trained here already (a choose_tta winner) is scored from its model
+                trained = (run / "model.keras").exists()
+                reuse, its_base = ran_in_study(t, config) and not trained, is_base(t, base)
                 if verbose:
                     what = "the space's base config, " if its_base else ""
                     how = ": the study ran this race run, scored from it" if reuse else ""
@@ -137,12 +141,46 @@ def race(
         "candidates": rows,
         "winner": winner["trial"],
     }
+    if choose_tta:
+        with search_guard():
+            record["tta"] = choose_tta_level(out / f"trial-{winner['trial']}", source, verbose)
     write_json(out / "race.json", record)
     if verbose:
         for r in rows:
             print(f"race: trial {r['trial']}: validation {r['score']:.4f} ({r['scored_as']})")
         print(f"race: trial {winner['trial']} wins", flush=True)
     return record
+
+
+def choose_tta_level(run: Path, source: Source, verbose: bool = True) -> dict:
+    """The TTA level (plain, flip, flip+shift) that scores best on the validation images
+    with the race winner's model; a tie goes to the fewer forward passes. TTA changes no
+    training, only inference (2 or 6 passes per image), so the choice needs one model, not a
+    search. A winner the race scored from the study has no model: its run is trained here
+    once (the study's run again, counted in the race's compute)."""
+    config = Config.from_json(run / "config.json")
+    done = run / "train.json"
+    if done.exists() and json.loads(done.read_text()).get("from_study_trial") is not None:
+        done.unlink()  # the zero-epoch record of a run the study trained: train it for a model
+    if not done.exists():
+        if verbose:
+            print(f"race: training {run} for its model, to choose the TTA level", flush=True)
+        train_run(config, source, run, verbose=verbose)
+    model = load_keras(run / "model.keras")
+    split = split_for(config, source)
+    scores = tta_scores(model, split.x_val, split.y_val, level=2)
+    accuracy = {level: s["accuracy"] for level, s in scores.items()}
+    chosen = max(accuracy, key=lambda level: (accuracy[level], -list(accuracy).index(level)))
+    if verbose:
+        shown = ", ".join(f"{level} {a:.4f}" for level, a in accuracy.items())
+        print(f"race: TTA on validation: {shown}; the retrain is tested with {chosen}")
+    return {"validation": accuracy, "chosen": chosen}
+
+
+def with_tta(config: Config, level: str) -> Config:
+    """``config`` evaluated at the TTA level named as :func:`search.evaluate.tta_logits` keys
+    them."""
+    return config.replace(tta_flip=level != "plain", tta_shift=level == "flip_shift")
 
 
 def ran_in_study(t: optuna.trial.FrozenTrial, config: Config) -> bool:

@@ -63,6 +63,20 @@ def against_base(race: dict | None) -> list[str]:
     return lines + rung_check(list(rows.values()), race.get("train_images"))
 
 
+def tta_choice(race: dict | None) -> list[str]:
+    """The TTA level the race chose on validation with its winner's model (a line for
+    ``final.describe``; none without ``--choose-tta``)."""
+    tta = (race or {}).get("tta")
+    if not tta:
+        return []
+    shown = ", ".join(f"{NAMES[k]} {a:.4f}" for k, a in tta["validation"].items())
+    return [f"TTA chosen on validation with the race winner's model: {NAMES[tta['chosen']]} "
+            f"({shown})"]  # fmt: skip
+
+
+NAMES = {"plain": "plain", "flip": "flip", "flip_shift": "flip+shift"}  # TTA levels in words
+
+
 def rung_check(rows: list[dict], race_images: int | None = None) -> list[str]:
     """Whether the search's scores ordered the raced configs as the race at full length did
     (lines for ``final.describe``; none for a race without the search's scores, older than

@@ -380,6 +380,23 @@ def test_proof_counts_each_stage_in_epochs_of_50k_and_compares_tested_runs(tmp_p
     assert tested([untested], "accuracy") is None
 
 
+def test_proof_row_names_both_metrics_when_the_pick_is_tested_with_the_tta_its_race_chose():
+    from benchmarks.proof import row
+
+    def t(mean):
+        return {"mean": mean, "std": 0.001, "values": [mean] * 2, "params": 405_354,
+                "latency_p50_ms": [1.9]}  # fmt: skip
+
+    figures = {"metric": "accuracy_tta_flip_shift", "baseline_metric": "accuracy",
+               "stages": {"search": None}, "baseline": t(0.8231), "pick": t(0.8450),
+               "pick_plain": t(0.8378), "pick_minus_baseline": 0.0219}  # fmt: skip
+    line = row("seedrace", figures)
+    assert "0.8231 ± 0.0010 (2 seeds), 405,354 params, p50 1.9 ms (accuracy) |" in line
+    assert "(accuracy_tta_flip_shift; plain 0.8378) | +2.19 points | search not run |" in line
+    same = row("seedrace", {**figures, "baseline_metric": "accuracy_tta_flip_shift"})
+    assert "plain 0.8378" not in same and "(accuracy)" not in same
+
+
 def test_proof_first_rung_correlates_each_config_once_and_counts_choices(tmp_path):
     from benchmarks.proof import first_rung
 

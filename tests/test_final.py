@@ -434,6 +434,60 @@ def test_schedule_replaces_the_searched_schedule_in_the_race_and_the_retrain(
     assert "--schedule goes with --study NAME" in capsys.readouterr().err
 
 
+def test_choose_tta_trains_a_winner_scored_from_the_study_once_and_tests_at_its_level(
+    tiny_data, monkeypatch, capsys
+):
+    """seedrace: the winner's race run was the study's, so there is no model to try TTA on;
+    the race trains that run once, picks the level on validation (a tie: fewer passes) and
+    the retrain's config carries it to the test."""
+    study = raced_study()
+    s = settings()
+    ran = s.base().replace(learning_rate=0.05, epochs=1, train_size=None, val_size=s.val_size)
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+    study.add_trial(
+        create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
+                     user_attrs={"config": ran.to_dict(), "end": "complete"})
+    )  # fmt: skip
+    trained = []
+
+    def train_run(config, source, run, **kw):
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train.json").write_text('{"train_images": 200, "val_images": 100, "epochs": 1}')
+        (run / "model.keras").write_text("")
+        trained.append((config.learning_rate, config.tta_flip, config.tta_shift))
+
+    for module in (final, race_mod):  # the race and the retrain
+        monkeypatch.setattr(module, "train_run", train_run)
+    monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
+    monkeypatch.setattr(race_mod, "load_keras", lambda path: "model")
+    levels = {"plain": 0.80, "flip": 0.83, "flip_shift": 0.83}
+    monkeypatch.setattr(
+        race_mod, "tta_scores",
+        lambda model, x, y, level: {k: {"accuracy": a} for k, a in levels.items()},
+    )  # fmt: skip
+    src = resolve_source(tiny_data)
+    out = final.retrain("race", None, src, epochs=1, race_k=2, choose_tta=True)
+    said = capsys.readouterr().out
+    assert "to choose the TTA level" in said and "tested with flip" in said
+    plan = json.loads((out / "retrain.json").read_text())
+    assert plan["trial"] == 3 and plan["race"]["tta"] == {"validation": levels, "chosen": "flip"}
+    assert trained == [(0.003, False, False), (0.05, False, False), (0.05, True, False)]
+    assert "from_study_trial" not in json.loads(
+        (out / "race" / "trial-3" / "train.json").read_text()
+    )
+    best = Config.from_json(out / "best_config.json")
+    assert (best.tta_flip, best.tta_shift) == (True, False)
+    # resumable: the race's model is kept and scored again, nothing is trained twice
+    final.retrain("race", None, src, epochs=1, race_k=2, choose_tta=True, verbose=False)
+    assert len(trained) == 3
+    assert main(["retrain", "--study", "race", "--data", str(tiny_data), "--choose-tta"]) == 2
+    assert "--choose-tta chooses on the race's validation images: add --race K" in (
+        capsys.readouterr().err
+    )
+    assert main(["train", "--preset", "seed", "--choose-tta"]) == 2
+    assert "--choose-tta goes with --study NAME" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "end, raced",
     [("over_budget", [1, 2]), ("diverged", [1, 2]), ("error", [1, 2]), ("pruned", [0, 1, 2]),
@@ -474,6 +528,15 @@ def test_the_test_report_sets_the_pick_against_the_base_config_when_it_raced():
     assert "base config (trial 0) won, 0.8190: the search found nothing better" in won
     assert final.against_base({**race, "candidates": race["candidates"][:1]}) == []
     assert final.against_base(None) == []
+    tta = {
+        "validation": {"plain": 0.83, "flip": 0.8412, "flip_shift": 0.8456},
+        "chosen": "flip_shift",
+    }
+    assert final.tta_choice({**race, "tta": tta}) == [
+        "TTA chosen on validation with the race winner's model: flip+shift (plain 0.8300, "
+        "flip 0.8412, flip+shift 0.8456)"
+    ]
+    assert final.tta_choice(race) == []
 
 
 def test_the_test_report_says_when_the_search_ranked_the_race_winner_last():

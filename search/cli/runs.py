@@ -80,6 +80,13 @@ def train_parser() -> argparse.ArgumentParser:
         "length, and wsd's rungs rank configs as one-cycle's full runs do)",
     )
     g.add_argument(
+        "--choose-tta",
+        action="store_true",
+        help="with --race: choose the test-time augmentation level (plain, flip, flip+shift) "
+        "on the validation images with the winner's model, and test the retrain with it "
+        "(TTA costs 2 or 6 forward passes per image, no training)",
+    )
+    g.add_argument(
         "--epoch-factor",
         type=float,
         default=None,
@@ -95,8 +102,8 @@ def train_command(args: argparse.Namespace) -> int:
 
     if args.study:
         return _retrain(args)
-    for opt in ("trial", "epoch_factor", "race", "schedule"):
-        if getattr(args, opt) is not None:
+    for opt in ("trial", "epoch_factor", "race", "schedule", "choose_tta"):
+        if getattr(args, opt) not in (None, False):
             raise UserError(f"--{opt.replace('_', '-')} goes with --study NAME.")
     config = config_from_args(args)
     source = resolve_source(args.data)
@@ -141,6 +148,7 @@ def _retrain(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         race_k=args.race,
         schedule=args.schedule,
+        choose_tta=args.choose_tta,
         verbose=not args.quiet,
     )
     print(f"retrained: test it once with 'python cifar10_test.py --study {args.study}'")
