@@ -49,6 +49,20 @@ def tta_logits(model: Any, x: np.ndarray, *, level: int = 2, batch_size: int = 5
     return out
 
 
+def tta_copies(x: np.ndarray, level: int) -> np.ndarray:
+    """The images :func:`tta_logits` runs at ``level``, as one batch (1, 2 or 6 per image):
+    what one TTA prediction costs, for its latency."""
+    copies = [x]
+    if level >= 1:
+        copies.append(x[:, :, ::-1])
+    if level >= 2:
+        h, w = x.shape[1:3]
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        for shifted in (padded[:, :h, :w], padded[:, 2 : h + 2, 2 : w + 2]):
+            copies += [shifted, shifted[:, :, ::-1]]
+    return np.concatenate(copies)
+
+
 def tta_level(config: Any, tta: bool | None) -> int:
     """The TTA level to report: what the config trains for (shift means flip and shift), or
     with ``tta`` True both, False neither."""

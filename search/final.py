@@ -211,6 +211,7 @@ def evaluate_final(
         "latency_p50_ms": first["latency_p50_ms"],
         "latency_p95_ms": first["latency_p95_ms"],
         "latency_threads": first["latency_threads"],
+        "latency_tta_p50_ms": first.get("latency_tta_p50_ms"),
         "train_seconds": [
             json.loads((r / "train.json").read_text())["train_seconds"] for r in runs
         ],
@@ -249,6 +250,7 @@ def describe(result: dict) -> str:
     lines.append(
         f"parameters {result['params']:,}  latency p50 {result['latency_p50_ms']:.2f} ms  "
         f"p95 {result['latency_p95_ms']:.2f} ms ({result['latency_threads']} threads)"
+        + (f"; with its TTA p50 {tta:.2f} ms" if (tta := result.get("latency_tta_p50_ms")) else "")
     )
     lines += against_base(result.get("race")) + tta_choice(result.get("race"))
     if any(not math.isfinite(a) for a in result["accuracy_per_seed"]):

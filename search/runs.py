@@ -18,7 +18,7 @@ from search.config import Config
 from search.confusion import write_confusion
 from search.data import Source, load_test, resolve_source, split_for
 from search.errors import UserError
-from search.evaluate import TTA_KEYS, next_evaluation, tta_level, tta_scores
+from search.evaluate import TTA_KEYS, next_evaluation, tta_copies, tta_level, tta_scores
 from search.provenance import provenance
 
 
@@ -140,9 +140,14 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None, fmt: str
         raise UserError(f"{run} holds no {path.name}" + (hint if fmt != "keras" else ""))
     runner = inference.load(path)
     x, y = load_test(source)
-    metrics = tta_scores(runner, x, y, level=tta_level(config, tta))
+    level = tta_level(config, tta)
+    metrics = tta_scores(runner, x, y, level=level)
+    tta_p50 = None
     if runner.model is not None:
         m = budget.measure(runner.model).to_dict()
+        if level:  # the test's TTA: one image's copies through the model as one batch
+            fn = timing.compiled_inference(runner.model)
+            tta_p50 = timing.latency_ms(lambda x: fn(tta_copies(x, level)))[0]
     else:
         p50, p95 = timing.latency_ms(runner.one)
         params = json.loads((run / "budget.json").read_text())["params"]
@@ -162,6 +167,7 @@ def evaluate_run(run: Path, source: Source, *, tta: bool | None = None, fmt: str
         "latency_p50_ms": m["latency_p50_ms"],
         "latency_p95_ms": m["latency_p95_ms"],
         "latency_threads": m["threads"],
+        "latency_tta_p50_ms": tta_p50,  # batch-1 with the TTA copies (Keras model only)
         "config": config.to_dict(),
         "data_source": str(source),
         "data_checksum_sha256": source.checksum(),

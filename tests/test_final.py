@@ -132,6 +132,7 @@ def test_test_metrics_carry_their_provenance(tiny_data, capsys):
     out = capsys.readouterr().out
     assert "test accuracy" in out and "with flip TTA" in out and "with flip+shift TTA" in out
     m = json.loads((final.final_dir("fin") / "test_metrics.json").read_text())
+    assert m["latency_tta_p50_ms"] > 0 and "with its TTA p50" in out  # 6 images a prediction
     for key in (
         "study",
         "trial",
@@ -165,6 +166,7 @@ def test_test_metrics_carry_their_provenance(tiny_data, capsys):
     main(["test", "--study", "fin", "--data", str(tiny_data)])
     m = json.loads((final.final_dir("fin") / "test_metrics.json").read_text())
     assert m["test_evaluations"] == 2  # every look at the test set is counted
+    assert m["latency_tta_p50_ms"] is None  # tested plain
 
 
 def test_test_before_retrain_says_what_to_do(capsys, tiny_data):

@@ -289,6 +289,13 @@ def test_tta_averages_mirror_and_one_pixel_shifts_as_airbench_does():
     assert not np.allclose(levels["flip_shift"], flip_mean(x), atol=1e-3)  # shifts matter
     assert list(tta_logits(model, x, level=1)) == ["plain", "flip"]
     assert list(tta_logits(model, x, level=0)) == ["plain"]
+    # the batch a TTA prediction runs (its latency): the same images, 1, 2 or 6 per image
+    from search.evaluate import tta_copies
+
+    for level, weights in ((0, [1]), (1, [0.5] * 2), (2, [0.25] * 2 + [0.125] * 4)):
+        parts = f(tta_copies(x, level)).reshape(len(weights), len(x), -1)
+        mixed = np.tensordot(np.array(weights), parts, axes=1)
+        assert np.allclose(mixed, list(tta_logits(model, x, level=level).values())[-1], atol=1e-5)
 
 
 def test_weight_decay_reaches_batchnorm_offsets_only_with_decay_offsets():
