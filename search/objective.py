@@ -119,7 +119,18 @@ class Objective:
                 epochs = r.cooldown_steps / self._steps_per_epoch(config)
                 trial.set_user_attr(Attr.COOLDOWN_EPOCHS, round(epochs, 4))
             self.scheduler.on_end(trial, job, r, state if r.status == "paused" else None)
+            if r.status == "complete" and r.epochs >= self.settings.epochs:
+                self._score_tta(trial, model)
             return self.conclude(trial, r, t0)
+
+    def _score_tta(self, trial: optuna.Trial, model: Any) -> None:
+        """A finished config's validation accuracy at every TTA level (6 forward passes of
+        the validation images, seconds against its training's minutes): what the race would
+        train it again for."""
+        from search.evaluate import tta_scores
+
+        scores = tta_scores(model, self.split.x_val, self.split.y_val, level=2)
+        trial.set_user_attr(Attr.VAL_TTA, {k: round(v["accuracy"], 6) for k, v in scores.items()})
 
     def _branches_at(self, config: Config, stop: int) -> int | None:
         """The epoch whose score a cooldown branch gives (a wsd job that pauses before the

@@ -143,7 +143,9 @@ def race(
     }
     if choose_tta:
         with search_guard():
-            record["tta"] = choose_tta_level(out / f"trial-{winner['trial']}", source, verbose)
+            record["tta"] = choose_tta_level(
+                out / f"trial-{winner['trial']}", source, winner["validation"], verbose
+            )
     write_json(out / "race.json", record)
     if verbose:
         for r in rows:
@@ -152,12 +154,16 @@ def race(
     return record
 
 
-def choose_tta_level(run: Path, source: Source, verbose: bool = True) -> dict:
+def choose_tta_level(run: Path, source: Source, known: dict, verbose: bool = True) -> dict:
     """The TTA level (plain, flip, flip+shift) that scores best on the validation images
     with the race winner's model; a tie goes to the fewer forward passes. TTA changes no
     training, only inference (2 or 6 passes per image), so the choice needs one model, not a
-    search. A winner the race scored from the study has no model: its run is trained here
-    once (the study's run again, counted in the race's compute)."""
+    search: ``known``, the winner's validation accuracies, if they hold every level (a study
+    records them), else its model's. A winner the race scored from an older study has no
+    model: its run is trained here once (the study's run again, counted in the race's
+    compute)."""
+    if len(known) == 3:
+        return _chosen(known, verbose)
     config = Config.from_json(run / "config.json")
     done = run / "train.json"
     if done.exists() and json.loads(done.read_text()).get("from_study_trial") is not None:
@@ -169,7 +175,10 @@ def choose_tta_level(run: Path, source: Source, verbose: bool = True) -> dict:
     model = load_keras(run / "model.keras")
     split = split_for(config, source)
     scores = tta_scores(model, split.x_val, split.y_val, level=2)
-    accuracy = {level: s["accuracy"] for level, s in scores.items()}
+    return _chosen({level: s["accuracy"] for level, s in scores.items()}, verbose)
+
+
+def _chosen(accuracy: dict, verbose: bool) -> dict:
     chosen = max(accuracy, key=lambda level: (accuracy[level], -list(accuracy).index(level)))
     if verbose:
         shown = ", ".join(f"{level} {a:.4f}" for level, a in accuracy.items())
@@ -185,12 +194,13 @@ def with_tta(config: Config, level: str) -> Config:
 
 def ran_in_study(t: optuna.trial.FrozenTrial, config: Config) -> bool:
     """Whether a complete trial already ran this race run: the same config (split, length,
-    schedule, seed) to its end, and nothing but the plain accuracy to score (no TTA). A study
-    whose rungs train on the race's split (the default ``--train-size``) leaves such trials,
-    and racing them again would cost their whole length for the same figure."""
+    schedule, seed) to its end, and its score at the config's TTA level known (plain, or
+    every level a study records, :data:`Attr.VAL_TTA`). A study whose rungs train on the
+    race's split (the default ``--train-size``) leaves such trials, and racing them again
+    would cost their whole length for the same figure."""
     return (
         t.state == TrialState.COMPLETE
-        and tta_level(config, None) == 0
+        and (tta_level(config, None) == 0 or Attr.VAL_TTA in t.user_attrs)
         and Config.from_dict(t.user_attrs[Attr.CONFIG]) == config
     )
 
@@ -205,7 +215,9 @@ def _scores_from_study(t, config: Config, source: Source, run: Path) -> dict:
         "status": "complete", "epochs": 0, "train_seconds": 0.0, "from_study_trial": t.number,
         "train_images": len(split.x_train), "val_images": len(split.x_val),
     })  # fmt: skip
-    return {"validation": {"plain": t.value}, "score": t.value, "scored_as": "plain",
+    levels = t.user_attrs.get(Attr.VAL_TTA) or {"plain": t.value}
+    top = list(levels)[tta_level(config, None)]
+    return {"validation": levels, "score": levels[top], "scored_as": top,
             "from_study_trial": t.number}  # fmt: skip
 
 

@@ -60,6 +60,9 @@ class Attr:
     # wsd: the epochs (a fraction) of the cooldown branch that scored the segment's rung; its
     # intermediate value at the rung epoch is the branch's score, not the trunk's
     COOLDOWN_EPOCHS = "cooldown_epochs"
+    # a complete trial's validation accuracy at each TTA level (plain, flip, flip_shift): the
+    # race takes a trial that ran its run from the study, and chooses its TTA, with no model
+    VAL_TTA = "val_accuracy_tta"
 
 
 BASE_CONFIG = "base config of the space"  # trial 0 of a new study (settings.create_or_resume)

@@ -367,7 +367,7 @@ def test_a_base_config_the_search_promoted_to_the_end_races_once_as_the_base(
 
 
 def test_a_trial_that_ran_the_race_run_in_the_study_is_scored_from_it_not_trained_again(
-    tiny_data, monkeypatch, capsys
+    tiny_data, monkeypatch, capsys, tmp_path
 ):
     """A study whose rungs trained on the race's split completes configs at the race's
     length: the race takes their validation accuracy instead of paying that length again."""
@@ -384,6 +384,15 @@ def test_a_trial_that_ran_the_race_run_in_the_study_is_scored_from_it_not_traine
     tta = create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
                        user_attrs={"config": ran.replace(tta_flip=True).to_dict()})  # fmt: skip
     assert not race_mod.ran_in_study(tta, ran.replace(tta_flip=True))  # TTA needs the model
+    levels = {"plain": 0.9, "flip": 0.91, "flip_shift": 0.92}  # ... or the levels a study records
+    recorded = create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
+                            user_attrs={"config": ran.replace(tta_flip=True).to_dict(),
+                                        Attr.VAL_TTA: levels})  # fmt: skip
+    assert race_mod.ran_in_study(recorded, ran.replace(tta_flip=True))
+    scored = race_mod._scores_from_study(
+        recorded, ran.replace(tta_flip=True), resolve_source(tiny_data), tmp_path
+    )
+    assert (scored["score"], scored["scored_as"]) == (0.91, "flip")  # at the config's level
     trained = []
 
     def train_run(config, source, run, **kw):
@@ -488,6 +497,33 @@ def test_choose_tta_trains_a_winner_scored_from_the_study_once_and_tests_at_its_
     )
     assert main(["train", "--preset", "seed", "--choose-tta"]) == 2
     assert "--choose-tta goes with --study NAME" in capsys.readouterr().err
+
+
+def test_choose_tta_takes_the_levels_a_study_recorded_and_trains_nothing(tiny_data, monkeypatch):
+    study = raced_study(name="known")
+    s = settings()
+    ran = s.base().replace(learning_rate=0.05, epochs=1, train_size=None, val_size=s.val_size)
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+    levels = {"plain": 0.90, "flip": 0.92, "flip_shift": 0.91}
+    study.add_trial(
+        create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
+                     user_attrs={"config": ran.to_dict(), "end": "complete",
+                                 Attr.VAL_TTA: levels})
+    )  # fmt: skip
+    trained = []
+
+    def train_run(config, source, run, **kw):
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train.json").write_text('{"train_images": 200, "val_images": 100, "epochs": 1}')
+        trained.append(run.name)
+
+    for module in (final, race_mod):  # the race and the retrain
+        monkeypatch.setattr(module, "train_run", train_run)
+    monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
+    out = final.retrain("known", None, resolve_source(tiny_data), epochs=1, race_k=1,
+                        choose_tta=True, verbose=False)  # fmt: skip
+    assert trained == ["seed-0"]  # the retrain only: the race's winner and its TTA from the study
+    assert json.loads((out / "retrain.json").read_text())["race"]["tta"]["chosen"] == "flip"
 
 
 @pytest.mark.parametrize(

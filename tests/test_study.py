@@ -65,6 +65,12 @@ def test_small_study_completes_with_every_attribute_stored(tiny_data, capsys):
         assert ua["config"]["train_size"] == 200 and ua["config"]["val_size"] == 100
         assert ua["end"] in ("complete", "pruned", "diverged")
         assert 1 <= ua["epochs"] <= 2 and len(t.intermediate_values) == ua["epochs"]
+        if t.state == optuna.trial.TrialState.COMPLETE:  # its TTA levels, for the race
+            levels = ua["val_accuracy_tta"]
+            assert list(levels) == ["plain", "flip", "flip_shift"]
+            assert abs(levels["plain"] - t.value) <= 0.01  # one of the 100 images at most
+        else:
+            assert "val_accuracy_tta" not in ua
     out = capsys.readouterr().out
     assert out.count("params  val") == 4 and "best" in out
 
