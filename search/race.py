@@ -113,9 +113,7 @@ def race(
                     "Nothing was changed."
                 )
             if not scored.exists():
-                # a run trained here already (a choose_tta winner) is scored from its model
-                trained = (run / "model.keras").exists()
-                reuse, its_base = ran_in_study(t, config) and not trained, is_base(t, base)
+                reuse, its_base = ran_in_study(t, config), is_base(t, base)
                 if verbose:
                     what = "the space's base config, " if its_base else ""
                     how = ": the study ran this race run, scored from it" if reuse else ""
@@ -207,14 +205,17 @@ def ran_in_study(t: optuna.trial.FrozenTrial, config: Config) -> bool:
 
 def _scores_from_study(t, config: Config, source: Source, run: Path) -> dict:
     """A race run's record from the trial that ran it in the study (no training): its config,
-    and a ``train.json`` of zero epochs, so the race's compute counts it once, in the search."""
+    and a ``train.json`` of zero epochs, so the race's compute counts it once, in the search
+    (a run trained here already, for a TTA choice, keeps its own: it was trained twice)."""
     split = split_for(config, source)
     run.mkdir(parents=True, exist_ok=True)
     write_json(run / "config.json", config.to_dict())
-    write_json(run / "train.json", {
-        "status": "complete", "epochs": 0, "train_seconds": 0.0, "from_study_trial": t.number,
-        "train_images": len(split.x_train), "val_images": len(split.x_val),
-    })  # fmt: skip
+    if not (run / "train.json").exists():
+        write_json(run / "train.json", {
+            "status": "complete", "epochs": 0, "train_seconds": 0.0,
+            "from_study_trial": t.number, "train_images": len(split.x_train),
+            "val_images": len(split.x_val),
+        })  # fmt: skip
     levels = t.user_attrs.get(Attr.VAL_TTA) or {"plain": t.value}
     top = list(levels)[tta_level(config, None)]
     return {"validation": levels, "score": levels[top], "scored_as": top,

@@ -393,6 +393,11 @@ def test_a_trial_that_ran_the_race_run_in_the_study_is_scored_from_it_not_traine
         recorded, ran.replace(tta_flip=True), resolve_source(tiny_data), tmp_path
     )
     assert (scored["score"], scored["scored_as"]) == (0.91, "flip")  # at the config's level
+    trained_here = tmp_path / "trained"  # trained by the race already, for a TTA choice
+    trained_here.mkdir()
+    (trained_here / "train.json").write_text('{"epochs": 1}')
+    race_mod._scores_from_study(recorded, ran, resolve_source(tiny_data), trained_here)
+    assert json.loads((trained_here / "train.json").read_text()) == {"epochs": 1}  # kept
     trained = []
 
     def train_run(config, source, run, **kw):
