@@ -150,7 +150,7 @@ def test_conditional_parameter_is_sampled_only_when_its_condition_holds():
         assert set(p) <= set(space.distributions())
 
 
-@pytest.mark.parametrize("name", ["seed", "default", "fast"])
+@pytest.mark.parametrize("name", ["seed", "default", "fast", "seed-plus", "fast-width"])
 def test_shipped_spaces_load(name):
     space = load_space(SPACES / f"{name}.toml")
     assert space.params and space.text
@@ -165,23 +165,21 @@ def test_seed_space_starts_from_the_historical_model():
     assert {"dropout1", "dropout2", "dropout3"} <= names
 
 
-def test_every_fast_space_config_is_within_budget():
-    """The fast space's corners: the largest config stays under 1M parameters and 20 ms."""
+@pytest.mark.parametrize("name", ["fast", "fast-width"])
+def test_every_fast_space_config_is_within_budget(name):
+    """The fast spaces' corners: the largest config stays under 1M parameters and 20 ms."""
     from search import budget
     from search.models import build_model
 
-    space = load_space(SPACES / "fast.toml")
+    space = load_space(SPACES / f"{name}.toml")
     p = {q.name: q for q in space.params}
-    largest = space.apply(
-        {
-            "width1": p["width1"].high,
-            "width2": p["width2"].high,
-            "width3": p["width3"].high,
-            "depth": p["depth"].high,
-        }
-    )
+    size = ("width1", "width2", "width3", "depth")
+    largest = space.apply({k: p[k].high for k in size if k in p})
     m = budget.measure(build_model(largest), warmup=5, runs=30)
-    assert m.params < 1_000_000 and m.latency_p50_ms < 20
+    assert m.params == 937_528 and m.latency_p50_ms < 20  # 96/160/160 at depth 2
+    if name == "fast-width":  # the preset, with only its widths searched
+        assert space.apply(space.base_point()) == preset("fast")
+        assert {q.name for q in space.params} == {"width1", "width2", "width3"}
 
 
 PER_OPTIMIZER = """
