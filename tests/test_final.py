@@ -366,49 +366,65 @@ def test_a_base_config_the_search_promoted_to_the_end_races_once_as_the_base(
     assert "base config (trial 4) won" in won
 
 
+def with_a_race_run(study, **attrs):
+    """Add to ``study`` a complete trial (value 0.9, learning rate 0.05) that ran the race's
+    own run (all but the validation images, the race's epochs): its config."""
+    s = settings()
+    ran = s.base().replace(learning_rate=0.05, epochs=1, train_size=None, val_size=s.val_size)
+    study.add_trial(
+        create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=LR,
+                     user_attrs={"config": ran.to_dict(), "end": "complete", **attrs})
+    )  # fmt: skip
+    return ran
+
+
+def fake_race_training(monkeypatch, what=lambda config, run: config.learning_rate):
+    """The race and the retrain train nothing: each run folder gets a ``train.json`` and an
+    empty model, every trained run is scored 0.5, and the list returned says what trained."""
+    trained = []
+
+    def train_run(config, source, run, **kw):
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train.json").write_text('{"train_images": 200, "val_images": 100, "epochs": 1}')
+        (run / "model.keras").write_text("")
+        trained.append(what(config, run))
+
+    for module in (final, race_mod):  # the race and the retrain
+        monkeypatch.setattr(module, "train_run", train_run)
+    monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
+    return trained
+
+
+LR = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+
+
 def test_a_trial_that_ran_the_race_run_in_the_study_is_scored_from_it_not_trained_again(
     tiny_data, monkeypatch, capsys, tmp_path
 ):
     """A study whose rungs trained on the race's split completes configs at the race's
     length: the race takes their validation accuracy instead of paying that length again."""
     study = raced_study()
-    s = settings()
-    ran = s.base().replace(learning_rate=0.05, epochs=1, train_size=None, val_size=s.val_size)
-    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
-    study.add_trial(
-        create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
-                     user_attrs={"config": ran.to_dict(), "end": "complete"})
-    )  # fmt: skip
+    ran = with_a_race_run(study)
     t = study.get_trials(deepcopy=False)[-1]
     assert race_mod.ran_in_study(t, ran) and not race_mod.ran_in_study(t, ran.replace(seed=1))
-    tta = create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
+    tta = create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=LR,
                        user_attrs={"config": ran.replace(tta_flip=True).to_dict()})  # fmt: skip
     assert not race_mod.ran_in_study(tta, ran.replace(tta_flip=True))  # TTA needs the model
     levels = {"plain": 0.9, "flip": 0.91, "flip_shift": 0.92}  # ... or the levels a study records
-    recorded = create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
+    recorded = create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=LR,
                             user_attrs={"config": ran.replace(tta_flip=True).to_dict(),
                                         Attr.VAL_TTA: levels})  # fmt: skip
     assert race_mod.ran_in_study(recorded, ran.replace(tta_flip=True))
-    scored = race_mod._scores_from_study(
-        recorded, ran.replace(tta_flip=True), resolve_source(tiny_data), tmp_path
-    )
+    src = resolve_source(tiny_data)
+    scored = race_mod._scores_from_study(recorded, ran.replace(tta_flip=True), src, tmp_path)
     assert (scored["score"], scored["scored_as"]) == (0.91, "flip")  # at the config's level
     trained_here = tmp_path / "trained"  # trained by the race already, for a TTA choice
     trained_here.mkdir()
     (trained_here / "train.json").write_text('{"epochs": 1}')
-    race_mod._scores_from_study(recorded, ran, resolve_source(tiny_data), trained_here)
+    race_mod._scores_from_study(recorded, ran, src, trained_here)
     assert json.loads((trained_here / "train.json").read_text()) == {"epochs": 1}  # kept
-    trained = []
-
-    def train_run(config, source, run, **kw):
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "train.json").write_text('{"train_images": 200, "val_images": 100}')
-        trained.append(config.learning_rate)
-
-    for module in (final, race_mod):  # the race and the retrain
-        monkeypatch.setattr(module, "train_run", train_run)
-    monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
-    out = final.retrain("race", None, resolve_source(tiny_data), epochs=1, race_k=2)
+    trained = fake_race_training(monkeypatch)
+    out = final.retrain("race", None, src, epochs=1, race_k=2)
     rows = {r["trial"]: r for r in json.loads((out / "retrain.json").read_text())["race"]["candidates"]}  # fmt: skip
     assert rows[3]["from_study_trial"] == 3 and rows[3]["validation"] == {"plain": 0.9}
     said = capsys.readouterr().out
@@ -456,25 +472,10 @@ def test_choose_tta_trains_a_winner_scored_from_the_study_once_and_tests_at_its_
     """seedrace: the winner's race run was the study's, so there is no model to try TTA on;
     the race trains that run once, picks the level on validation (a tie: fewer passes) and
     the retrain's config carries it to the test."""
-    study = raced_study()
-    s = settings()
-    ran = s.base().replace(learning_rate=0.05, epochs=1, train_size=None, val_size=s.val_size)
-    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
-    study.add_trial(
-        create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
-                     user_attrs={"config": ran.to_dict(), "end": "complete"})
-    )  # fmt: skip
-    trained = []
-
-    def train_run(config, source, run, **kw):
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "train.json").write_text('{"train_images": 200, "val_images": 100, "epochs": 1}')
-        (run / "model.keras").write_text("")
-        trained.append((config.learning_rate, config.tta_flip, config.tta_shift))
-
-    for module in (final, race_mod):  # the race and the retrain
-        monkeypatch.setattr(module, "train_run", train_run)
-    monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
+    with_a_race_run(raced_study())
+    trained = fake_race_training(
+        monkeypatch, lambda c, run: (c.learning_rate, c.tta_flip, c.tta_shift)
+    )
     monkeypatch.setattr(race_mod, "load_keras", lambda path: "model")
     levels = {"plain": 0.80, "flip": 0.83, "flip_shift": 0.83}
     monkeypatch.setattr(
@@ -488,9 +489,8 @@ def test_choose_tta_trains_a_winner_scored_from_the_study_once_and_tests_at_its_
     plan = json.loads((out / "retrain.json").read_text())
     assert plan["trial"] == 3 and plan["race"]["tta"] == {"validation": levels, "chosen": "flip"}
     assert trained == [(0.003, False, False), (0.05, False, False), (0.05, True, False)]
-    assert "from_study_trial" not in json.loads(
-        (out / "race" / "trial-3" / "train.json").read_text()
-    )
+    race_run = json.loads((out / "race" / "trial-3" / "train.json").read_text())
+    assert "from_study_trial" not in race_run  # trained, and counted
     best = Config.from_json(out / "best_config.json")
     assert (best.tta_flip, best.tta_shift) == (True, False)
     # resumable: the race's model is kept and scored again, nothing is trained twice
@@ -505,26 +505,9 @@ def test_choose_tta_trains_a_winner_scored_from_the_study_once_and_tests_at_its_
 
 
 def test_choose_tta_takes_the_levels_a_study_recorded_and_trains_nothing(tiny_data, monkeypatch):
-    study = raced_study(name="known")
-    s = settings()
-    ran = s.base().replace(learning_rate=0.05, epochs=1, train_size=None, val_size=s.val_size)
-    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
     levels = {"plain": 0.90, "flip": 0.92, "flip_shift": 0.91}
-    study.add_trial(
-        create_trial(value=0.9, params={"learning_rate": 0.05}, distributions=dist,
-                     user_attrs={"config": ran.to_dict(), "end": "complete",
-                                 Attr.VAL_TTA: levels})
-    )  # fmt: skip
-    trained = []
-
-    def train_run(config, source, run, **kw):
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "train.json").write_text('{"train_images": 200, "val_images": 100, "epochs": 1}')
-        trained.append(run.name)
-
-    for module in (final, race_mod):  # the race and the retrain
-        monkeypatch.setattr(module, "train_run", train_run)
-    monkeypatch.setattr(race_mod, "_validation_scores", lambda *a: {"score": 0.5, "scored_as": "-"})
+    with_a_race_run(raced_study(name="known"), **{Attr.VAL_TTA: levels})
+    trained = fake_race_training(monkeypatch, lambda config, run: run.name)
     out = final.retrain("known", None, resolve_source(tiny_data), epochs=1, race_k=1,
                         choose_tta=True, verbose=False)  # fmt: skip
     assert trained == ["seed-0"]  # the retrain only: the race's winner and its TTA from the study
