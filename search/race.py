@@ -16,7 +16,7 @@ from search.data import Source, search_guard, split_for
 from search.errors import UserError
 from search.evaluate import tta_level, tta_scores
 from search.inference import load_keras
-from search.race_report import search_outcome, search_score
+from search.race_report import search_outcome, search_score, tta_choice
 from search.record import BASE_CONFIG, Attr, End
 from search.runs import train_run, write_json
 
@@ -139,16 +139,16 @@ def race(
         "candidates": rows,
         "winner": winner["trial"],
     }
+    if verbose:
+        for r in rows:
+            print(f"race: trial {r['trial']}: validation {r['score']:.4f} ({r['scored_as']})")
+        print(f"race: trial {winner['trial']} wins", flush=True)
     if choose_tta:
         with search_guard():
             record["tta"] = choose_tta_level(
                 out / f"trial-{winner['trial']}", source, winner["validation"], verbose
             )
     write_json(out / "race.json", record)
-    if verbose:
-        for r in rows:
-            print(f"race: trial {r['trial']}: validation {r['score']:.4f} ({r['scored_as']})")
-        print(f"race: trial {winner['trial']} wins", flush=True)
     return record
 
 
@@ -179,8 +179,7 @@ def choose_tta_level(run: Path, source: Source, known: dict, verbose: bool = Tru
 def _chosen(accuracy: dict, verbose: bool) -> dict:
     chosen = max(accuracy, key=lambda level: (accuracy[level], -list(accuracy).index(level)))
     if verbose:
-        shown = ", ".join(f"{level} {a:.4f}" for level, a in accuracy.items())
-        print(f"race: TTA on validation: {shown}; the retrain is tested with {chosen}")
+        print("race: " + tta_choice({"tta": {"validation": accuracy, "chosen": chosen}})[0])
     return {"validation": accuracy, "chosen": chosen}
 
 

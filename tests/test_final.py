@@ -485,7 +485,8 @@ def test_choose_tta_trains_a_winner_scored_from_the_study_once_and_tests_at_its_
     src = resolve_source(tiny_data)
     out = final.retrain("race", None, src, epochs=1, race_k=2, choose_tta=True)
     said = capsys.readouterr().out
-    assert "to choose the TTA level" in said and "tested with flip" in said
+    assert "to choose the TTA level" in said and "race winner's model: flip (plain 0.8000" in said
+    assert said.index("trial 3 wins") < said.index("TTA chosen")
     plan = json.loads((out / "retrain.json").read_text())
     assert plan["trial"] == 3 and plan["race"]["tta"] == {"validation": levels, "chosen": "flip"}
     assert trained == [(0.003, False, False), (0.05, False, False), (0.05, True, False)]
