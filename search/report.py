@@ -36,11 +36,12 @@ ATTR_COLUMNS = (
     Attr.RUNG,
 )
 BASE_COLUMNS = (
-    "number", "state", "end", "value", *ATTR_COLUMNS, "datetime_start", "datetime_complete",
+    "number", "state", "end", "value", "value_tta", *ATTR_COLUMNS, "datetime_start",
+    "datetime_complete",
 )  # fmt: skip
 STATUS_COLUMNS = (
-    "number", "state", "end", "value", Attr.N_PARAMS, Attr.LATENCY_P50, Attr.EPOCHS, Attr.SECONDS,
-    Attr.RESUME_OF, Attr.RUNG,
+    "number", "state", "end", "value", "value_tta", Attr.N_PARAMS, Attr.LATENCY_P50, Attr.EPOCHS,
+    Attr.SECONDS, Attr.RESUME_OF, Attr.RUNG,
 )  # fmt: skip
 SHOWN_AS_DETAIL = (
     End.PRUNED,
@@ -148,6 +149,8 @@ def trials_frame(study: optuna.Study, space: Space | None = None):
                 "state": t.state.name,
                 "end": str(end[t.number][0]),
                 "value": t.value,
+                # a complete trial's validation with flip+shift TTA (Attr.VAL_TTA)
+                "value_tta": t.user_attrs.get(Attr.VAL_TTA, {}).get("flip_shift"),
                 **{c: t.user_attrs.get(c) for c in ATTR_COLUMNS},
                 "datetime_start": t.datetime_start,
                 "datetime_complete": t.datetime_complete,

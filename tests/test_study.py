@@ -15,6 +15,7 @@ from search.cli import main
 from search.data import resolve_source
 from search.errors import UserError
 from search.objective import Objective
+from search.report import trials_frame
 from search.settings import Settings, create_or_resume, load, make_pruner, make_sampler
 from search.space import load_space
 from search.storage import study_dir
@@ -69,6 +70,8 @@ def test_small_study_completes_with_every_attribute_stored(tiny_data, capsys):
             levels = ua["val_accuracy_tta"]
             assert list(levels) == ["plain", "flip", "flip_shift"]
             assert abs(levels["plain"] - t.value) <= 0.01  # one of the 100 images at most
+            row = trials_frame(study).set_index("number").loc[t.number]
+            assert row["value_tta"] == levels["flip_shift"]  # trials.csv and status show it
         else:
             assert "val_accuracy_tta" not in ua
     out = capsys.readouterr().out
