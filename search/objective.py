@@ -120,15 +120,18 @@ class Objective:
                 trial.set_user_attr(Attr.COOLDOWN_EPOCHS, round(epochs, 4))
             self.scheduler.on_end(trial, job, r, state if r.status == "paused" else None)
             if r.status == "complete" and r.epochs >= self.settings.epochs:
-                self._score_tta(trial, model)
+                self._score_tta(trial, config, model)
             return self.conclude(trial, r, t0)
 
-    def _score_tta(self, trial: optuna.Trial, model: Any) -> None:
+    def _score_tta(self, trial: optuna.Trial, config: Config, model: Any) -> None:
         """A finished config's validation accuracy at every TTA level (6 forward passes of
         the validation images, seconds against its training's minutes): what the race would
-        train it again for."""
+        train it again for. Only on the race's split (all but the validation images): a
+        trial on a subset is never the race's run."""
         from search.evaluate import tta_scores
 
+        if config.train_size is not None:
+            return
         scores = tta_scores(model, self.split.x_val, self.split.y_val, level=2)
         trial.set_user_attr(Attr.VAL_TTA, {k: round(v["accuracy"], 6) for k, v in scores.items()})
 

@@ -66,16 +66,26 @@ def test_small_study_completes_with_every_attribute_stored(tiny_data, capsys):
         assert ua["config"]["train_size"] == 200 and ua["config"]["val_size"] == 100
         assert ua["end"] in ("complete", "pruned", "diverged")
         assert 1 <= ua["epochs"] <= 2 and len(t.intermediate_values) == ua["epochs"]
-        if t.state == optuna.trial.TrialState.COMPLETE:  # its TTA levels, for the race
-            levels = ua["val_accuracy_tta"]
-            assert list(levels) == ["plain", "flip", "flip_shift"]
-            assert abs(levels["plain"] - t.value) <= 0.01  # one of the 100 images at most
-            row = trials_frame(study).set_index("number").loc[t.number]
-            assert row["value_tta"] == levels["flip_shift"]  # trials.csv and status show it
-        else:
-            assert "val_accuracy_tta" not in ua
+        assert "val_accuracy_tta" not in ua  # a subset: the race never takes its runs
     out = capsys.readouterr().out
     assert out.count("params  val") == 4 and "best" in out
+
+
+def test_a_complete_trial_on_the_races_split_records_its_tta_levels(tiny_data):
+    """All but the validation images, as the race trains: its TTA levels are kept, so the
+    race takes the trial's run and chooses TTA without training it again."""
+    s = Settings.from_options(space=str(TINY_SPACE), trials=2, epochs=1, val_size=100)
+    create_or_resume("split", None, s, given=set(), enqueue_seed=True)
+    run_worker("split", None, resolve_source(tiny_data))
+    study = load("split")[0]
+    complete = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete and all(t.user_attrs["config"]["train_size"] is None for t in complete)
+    rows = trials_frame(study).set_index("number")
+    for t in complete:
+        levels = t.user_attrs["val_accuracy_tta"]
+        assert list(levels) == ["plain", "flip", "flip_shift"]
+        assert abs(levels["plain"] - t.value) <= 0.01  # one of the 100 images at most
+        assert rows.loc[t.number, "value_tta"] == levels["flip_shift"]  # trials.csv, status
 
 
 def test_pruning_really_stops_a_trial(tiny_data, monkeypatch):
