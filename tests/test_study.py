@@ -74,7 +74,7 @@ def test_small_study_completes_with_every_attribute_stored(tiny_data, capsys):
 def test_a_complete_trial_on_the_races_split_records_its_tta_levels(tiny_data):
     """All but the validation images, as the race trains: its TTA levels are kept, so the
     race takes the trial's run and chooses TTA without training it again."""
-    s = Settings.from_options(space=str(TINY_SPACE), trials=2, epochs=1, val_size=100)
+    s = Settings.from_options(space=str(TINY_SPACE), trials=1, epochs=1, val_size=100)
     create_or_resume("split", None, s, given=set(), enqueue_seed=True)
     run_worker("split", None, resolve_source(tiny_data))
     study = load("split")[0]
