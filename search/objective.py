@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from search import budget
 from search.config import Config
@@ -106,6 +107,9 @@ class Objective:
                 config, model = self.resume(trial, job, state)
             else:
                 config, model = self.prepare(trial, t0)
+                ran = self._ran_before(trial, config)
+                if ran is not None:
+                    return self._same_as(trial, ran, t0)
             kwargs = {} if self.bars_row is None else {"progress": self.bars_row}
             if job.resumes or job.stop < self.settings.epochs:  # keeps its state to pause
                 kwargs.update(backup_dir=state, pause_at=job.stop)
@@ -134,6 +138,28 @@ class Objective:
             return
         scores = tta_scores(model, self.split.x_val, self.split.y_val, level=2)
         trial.set_user_attr(Attr.VAL_TTA, {k: round(v["accuracy"], 6) for k, v in scores.items()})
+
+    def _ran_before(self, trial: optuna.Trial, config: Config):
+        """A complete trial of the same config, if there is one: a sampler may draw a config
+        again (likelier the fewer a space's choices), and training it again would cost a whole
+        run for the figure the study already has."""
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if Config.from_dict(t.user_attrs[Attr.CONFIG]) == config:
+                return t
+        return None
+
+    def _same_as(self, trial: optuna.Trial, ran, t0: float) -> float:
+        """Complete a trial that drew the config ``ran`` completed, with its value and its
+        TTA levels, training nothing. It counts towards the study's target, so a space with
+        fewer configs than the target still ends."""
+        trial.set_user_attr(Attr.SAME_AS, ran.number)
+        trial.set_user_attr(Attr.EPOCHS, 0)
+        trial.set_user_attr(Attr.TRAIN_SECONDS, 0.0)
+        if Attr.VAL_TTA in ran.user_attrs:
+            trial.set_user_attr(Attr.VAL_TTA, ran.user_attrs[Attr.VAL_TTA])
+        detail = f"the same config as trial {ran.number}: its value, not trained again"
+        self._end(trial, End.COMPLETE, detail, t0)
+        return float(ran.value)
 
     def _branches_at(self, config: Config, stop: int) -> int | None:
         """The epoch whose score a cooldown branch gives (a wsd job that pauses before the

@@ -63,6 +63,8 @@ class Attr:
     # a complete trial's validation accuracy at each TTA level (plain, flip, flip_shift): the
     # race takes a trial that ran its run from the study, and chooses its TTA, with no model
     VAL_TTA = "val_accuracy_tta"
+    # a sampled config a complete trial already ran: that trial's number (its value, no training)
+    SAME_AS = "same_as"
 
 
 BASE_CONFIG = "base config of the space"  # trial 0 of a new study (settings.create_or_resume)

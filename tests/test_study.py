@@ -71,21 +71,33 @@ def test_small_study_completes_with_every_attribute_stored(tiny_data, capsys):
     assert out.count("params  val") == 4 and "best" in out
 
 
-def test_a_complete_trial_on_the_races_split_records_its_tta_levels(tiny_data):
+def test_a_complete_trial_on_the_races_split_records_its_tta_levels_and_is_not_run_twice(
+    tiny_data, monkeypatch
+):
     """All but the validation images, as the race trains: its TTA levels are kept, so the
-    race takes the trial's run and chooses TTA without training it again."""
-    s = Settings.from_options(space=str(TINY_SPACE), trials=1, epochs=1, val_size=100)
+    race takes the trial's run and chooses TTA without training it again. A sampler that draws
+    the same config again (fastwidth's seeded random start drew the preset's widths as its
+    first sample) gets the earlier trial's value, and nothing is trained."""
+    from search.space import Space
+
+    real = Space.suggest
+    monkeypatch.setattr(  # trial 1 draws the base config, which trial 0 ran
+        Space, "suggest", lambda self, t: self.base_point() if t.number else real(self, t)
+    )
+    s = Settings.from_options(space=str(TINY_SPACE), trials=2, epochs=1, val_size=100)
     create_or_resume("split", None, s, given=set(), enqueue_seed=True)
     run_worker("split", None, resolve_source(tiny_data))
-    study = load("split")[0]
-    complete = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
-    assert complete and all(t.user_attrs["config"]["train_size"] is None for t in complete)
-    rows = trials_frame(study).set_index("number")
-    for t in complete:
-        levels = t.user_attrs["val_accuracy_tta"]
-        assert list(levels) == ["plain", "flip", "flip_shift"]
-        assert abs(levels["plain"] - t.value) <= 0.01  # one of the 100 images at most
-        assert rows.loc[t.number, "value_tta"] == levels["flip_shift"]  # trials.csv, status
+    first, again = load("split")[0].get_trials()
+    assert first.state == again.state == optuna.trial.TrialState.COMPLETE
+    assert first.user_attrs["config"]["train_size"] is None
+    levels = first.user_attrs["val_accuracy_tta"]
+    assert list(levels) == ["plain", "flip", "flip_shift"]
+    assert abs(levels["plain"] - first.value) <= 0.01  # one of the 100 images at most
+    rows = trials_frame(load("split")[0]).set_index("number")
+    assert rows.loc[0, "value_tta"] == levels["flip_shift"]  # trials.csv, status
+    assert again.value == first.value and again.user_attrs["same_as"] == 0
+    assert again.user_attrs["epochs"] == 0 and again.user_attrs["val_accuracy_tta"] == levels
+    assert "the same config as trial 0" in again.user_attrs["end_detail"]
 
 
 def test_pruning_really_stops_a_trial(tiny_data, monkeypatch):
