@@ -376,6 +376,18 @@ def out_of_budget(study: optuna.Study, s: Settings) -> bool:
     return spent and epochs_trained(study.get_trials(deepcopy=False)) >= s.epoch_budget
 
 
+def held_back(study: optuna.Study, s: Settings) -> str:
+    """Why a study short of its trial target starts nothing ("" when it would, or is not
+    short): a resumed study keeps its stored deadline and epoch budget."""
+    if s.trials <= count_live(study) or not out_of_budget(study, s):
+        return ""
+    if s.deadline is not None and time.time() >= s.deadline:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.deadline))
+        return f" (its --timeout ran out at {when}: give a new --timeout S to run the rest)"
+    return (f" (its --epoch-budget of {s.epoch_budget:g} epochs is spent: give a larger one to "
+            "run the rest)")  # fmt: skip
+
+
 def remaining(study: optuna.Study, s: Settings) -> int:
     """New configs still to start: none past the deadline or the epoch budget."""
     return 0 if out_of_budget(study, s) else s.trials - count_live(study)

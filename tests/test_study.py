@@ -209,6 +209,17 @@ def test_resume_continues_to_the_new_total(tiny_data):
     assert [(t.number, t.params, t.value) for t in trials[:2]] == before
 
 
+def test_a_study_past_its_timeout_says_why_it_starts_nothing_and_how_to_go_on(tiny_data, capsys):
+    args = ["start", "--study", "late", "--space", str(TINY_SPACE), "--trials", "2", "--epochs",
+            "1", "--train-size", "200", "--val-size", "100", "--data", str(tiny_data),
+            "--no-plots", "--quiet"]  # fmt: skip
+    assert main([*args, "--timeout", "0"]) == 0
+    assert main(args) == 0  # resumed without a new --timeout: the stored deadline holds
+    out = capsys.readouterr().out
+    assert out.count("0 trials so far, target 2, 0 to run (its --timeout ran out at ") == 2
+    assert "give a new --timeout S to run the rest" in out
+
+
 def test_resume_refuses_contradicting_settings(tiny_data):
     run_study("clash", tiny_data, trials=1, epochs=1)
     with pytest.raises(

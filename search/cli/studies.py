@@ -155,7 +155,7 @@ def start_command(args: argparse.Namespace, *, restartable: bool = False) -> int
     left = settings.remaining(study, s)
     print(
         f"study {name}: {count_live(study)} trials so far, target {s.trials}, "
-        f"{max(left, 0)} to run; storage {storage.redact(url)}",
+        f"{max(left, 0)} to run{settings.held_back(study, s)}; storage {storage.redact(url)}",
         flush=True,
     )
     if left > 0 and args.jobs <= 1:
