@@ -16,9 +16,25 @@ import numpy as np
 
 from search.data import CLASSES
 
-# the metrics' TTA accuracies, the tta_logits level behind each, and how reports name them
-TTA_REPORTS = (("accuracy_tta_flip", "flip"), ("accuracy_tta_flip_shift", "flip+shift"))
+# the TTA levels as tta_logits keys them, in its order, and how reports name them; the
+# metrics' TTA accuracies by level, and the (key, name) pairs reports print
+TTA_NAMES = {"plain": "plain", "flip": "flip", "flip_shift": "flip+shift"}
 TTA_KEYS = {"flip": "accuracy_tta_flip", "flip_shift": "accuracy_tta_flip_shift"}
+TTA_REPORTS = tuple((key, TTA_NAMES[level]) for level, key in TTA_KEYS.items())
+
+
+def _views(x: np.ndarray, level: int) -> list[np.ndarray]:
+    """The images TTA up to ``level`` runs, in order: the image, its mirror, then each of two
+    copies shifted one pixel up-left and down-right (reflect-padded) and its mirror."""
+    views = [x]
+    if level >= 1:
+        views.append(x[:, :, ::-1])
+    if level >= 2:
+        h, w = x.shape[1:3]
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        for shifted in (padded[:, :h, :w], padded[:, 2 : h + 2, 2 : w + 2]):
+            views += [shifted, shifted[:, :, ::-1]]
+    return views
 
 
 def tta_logits(model: Any, x: np.ndarray, *, level: int = 2, batch_size: int = 500):
@@ -30,21 +46,12 @@ def tta_logits(model: Any, x: np.ndarray, *, level: int = 2, batch_size: int = 5
     airbench's level 2: half of that, half the same flip mean over two copies shifted one
     pixel up-left and down-right (reflect-padded).
     """
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return model.predict(images, batch_size=batch_size, verbose=0)
-
-    def flip_mean(images: np.ndarray, plain: np.ndarray | None = None) -> np.ndarray:
-        plain = predict(images) if plain is None else plain
-        return (plain + predict(images[:, :, ::-1])) / 2
-
-    out = {"plain": predict(x)}
+    p = [model.predict(v, batch_size=batch_size, verbose=0) for v in _views(x, level)]
+    out = {"plain": p[0]}
     if level >= 1:
-        out["flip"] = flip_mean(x, out["plain"])
+        out["flip"] = (p[0] + p[1]) / 2
     if level >= 2:
-        h, w = x.shape[1:3]
-        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-        shifted = flip_mean(padded[:, :h, :w]) + flip_mean(padded[:, 2 : h + 2, 2 : w + 2])
+        shifted = (p[2] + p[3]) / 2 + (p[4] + p[5]) / 2
         out["flip_shift"] = (out["flip"] + shifted / 2) / 2
     return out
 
@@ -52,15 +59,7 @@ def tta_logits(model: Any, x: np.ndarray, *, level: int = 2, batch_size: int = 5
 def tta_copies(x: np.ndarray, level: int) -> np.ndarray:
     """The images :func:`tta_logits` runs at ``level``, as one batch (1, 2 or 6 per image):
     what one TTA prediction costs, for its latency."""
-    copies = [x]
-    if level >= 1:
-        copies.append(x[:, :, ::-1])
-    if level >= 2:
-        h, w = x.shape[1:3]
-        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-        for shifted in (padded[:, :h, :w], padded[:, 2 : h + 2, 2 : w + 2]):
-            copies += [shifted, shifted[:, :, ::-1]]
-    return np.concatenate(copies)
+    return np.concatenate(_views(x, level))
 
 
 def tta_level(config: Any, tta: bool | None) -> int:

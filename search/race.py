@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from search.config import Config
 from search.data import Source, search_guard, split_for
 from search.errors import UserError
-from search.evaluate import tta_level, tta_scores
+from search.evaluate import TTA_NAMES, tta_level, tta_scores
 from search.inference import load_keras
 from search.race_report import search_outcome, search_score, tta_choice
 from search.record import BASE_CONFIG, Attr, End
@@ -170,14 +170,12 @@ def choose_tta_level(run: Path, source: Source, known: dict, verbose: bool = Tru
         if verbose:
             print(f"race: training {run} for its model, to choose the TTA level", flush=True)
         train_run(config, source, run, verbose=verbose)
-    model = load_keras(run / "model.keras")
-    split = split_for(config, source)
-    scores = tta_scores(model, split.x_val, split.y_val, level=2)
-    return _chosen({level: s["accuracy"] for level, s in scores.items()}, verbose)
+    return _chosen(_accuracies(run, config, source, level=2), verbose)
 
 
 def _chosen(accuracy: dict, verbose: bool) -> dict:
-    chosen = max(accuracy, key=lambda level: (accuracy[level], -list(accuracy).index(level)))
+    levels = list(TTA_NAMES)  # a tie goes to the earlier: fewer passes
+    chosen = max(accuracy, key=lambda level: (accuracy[level], -levels.index(level)))
     if verbose:
         print("race: " + tta_choice({"tta": {"validation": accuracy, "chosen": chosen}})[0])
     return {"validation": accuracy, "chosen": chosen}
@@ -216,7 +214,7 @@ def _scores_from_study(t, config: Config, source: Source, run: Path) -> dict:
             "val_images": len(split.x_val),
         })  # fmt: skip
     levels = t.user_attrs.get(Attr.VAL_TTA) or {"plain": t.value}
-    top = list(levels)[tta_level(config, None)]
+    top = list(TTA_NAMES)[tta_level(config, None)]
     return {"validation": levels, "score": levels[top], "scored_as": top,
             "from_study_trial": t.number}  # fmt: skip
 
@@ -224,9 +222,14 @@ def _scores_from_study(t, config: Config, source: Source, run: Path) -> dict:
 def _validation_scores(run: Path, config: Config, source: Source) -> dict:
     """The run's validation accuracy at each TTA level up to its config's; its score is the
     highest level's (what its config would be tested with)."""
-    model = load_keras(run / "model.keras")
-    split = split_for(config, source)
-    scores = tta_scores(model, split.x_val, split.y_val, level=tta_level(config, None))
-    accuracy = {level: s["accuracy"] for level, s in scores.items()}
+    accuracy = _accuracies(run, config, source, level=tta_level(config, None))
     top = list(accuracy)[-1]
     return {"validation": accuracy, "score": accuracy[top], "scored_as": top}
+
+
+def _accuracies(run: Path, config: Config, source: Source, *, level: int) -> dict[str, float]:
+    """The run's model's validation accuracy at each TTA level up to ``level``."""
+    model = load_keras(run / "model.keras")
+    split = split_for(config, source)
+    scores = tta_scores(model, split.x_val, split.y_val, level=level)
+    return {name: s["accuracy"] for name, s in scores.items()}

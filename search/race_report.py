@@ -10,6 +10,7 @@ import math
 import optuna
 from optuna.trial import TrialState
 
+from search.evaluate import TTA_NAMES
 from search.record import Attr
 
 
@@ -69,12 +70,9 @@ def tta_choice(race: dict | None) -> list[str]:
     tta = (race or {}).get("tta")
     if not tta:
         return []
-    shown = ", ".join(f"{NAMES[k]} {a:.4f}" for k, a in tta["validation"].items())
-    return [f"TTA chosen on validation with the race winner's model: {NAMES[tta['chosen']]} "
+    shown = ", ".join(f"{TTA_NAMES[k]} {a:.4f}" for k, a in tta["validation"].items())
+    return [f"TTA chosen on validation with the race winner's model: {TTA_NAMES[tta['chosen']]} "
             f"({shown})"]  # fmt: skip
-
-
-NAMES = {"plain": "plain", "flip": "flip", "flip_shift": "flip+shift"}  # TTA levels in words
 
 
 def rung_check(rows: list[dict], race_images: int | None = None) -> list[str]:
