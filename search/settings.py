@@ -251,14 +251,17 @@ def given_options(
     return given
 
 
-def sampler_seed(s: Settings, worker: int = 0, restarts: int = 0) -> int:
+def sampler_seed(s: Settings, worker: int = 0, restarts: int = 0, held: int = 0) -> int:
     """Workers of one study must not draw the same points, nor may a worker that restarted
-    (memory recycling) replay the draws of its first life: each gets its own seed."""
-    return s.seed + worker + 10_007 * restarts
+    (memory recycling) replay the draws of its first life, nor a study resumed with ``held``
+    trials replay those of its first start: each gets its own seed."""
+    return s.seed + worker + 10_007 * restarts + 1_000_003 * held
 
 
-def make_sampler(s: Settings, worker: int = 0, restarts: int = 0) -> optuna.samplers.BaseSampler:
-    seed = sampler_seed(s, worker, restarts)
+def make_sampler(
+    s: Settings, worker: int = 0, restarts: int = 0, held: int = 0
+) -> optuna.samplers.BaseSampler:
+    seed = sampler_seed(s, worker, restarts, held)
     if s.sampler == "tpe":
         sampler = optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, n_startup_trials=s.startup_trials
@@ -304,7 +307,8 @@ def load(
     name: str, url: str | None = None, worker: int = 0, restarts: int = 0
 ) -> tuple[optuna.Study, Settings]:
     """Open an existing study with its stored sampler and pruner settings (the sampler seeded
-    for this worker and process: :func:`sampler_seed`); nothing is created when there is none."""
+    for this worker, process and the trials the study holds: :func:`sampler_seed`); nothing is
+    created when there is none."""
     url = storage_url(name, url)
     missing = UserError(
         f"no study {name!r} in {redact(url)}; start one with "
@@ -316,10 +320,11 @@ def load(
     except KeyError:
         raise missing from None
     s = Settings.of(probe)
+    held = len(probe.get_trials(deepcopy=False))  # a resumed study draws anew (sampler_seed)
     study = optuna.load_study(
         study_name=name,
         storage=storage,
-        sampler=make_sampler(s, worker, restarts),
+        sampler=make_sampler(s, worker, restarts, held),
         pruner=make_pruner(s),
     )
     return study, s

@@ -157,11 +157,11 @@ def test_asha_in_a_small_study_lets_a_trial_alone_at_its_rung_go_on():
     assert rung_verdicts("asha", [0.5, 0.4], trials=2) == [False, True]
 
 
-def sampled_points(s: Settings, n: int, restarts: int = 0) -> list[dict]:
+def sampled_points(s: Settings, n: int, restarts: int = 0, held: int = 0) -> list[dict]:
     """The first n points the study's sampler draws from the tiny space, each told a value
     that depends on it (so TPE, past its random start, has something to model)."""
     space = load_space(TINY_SPACE)
-    sampler = make_sampler(s, restarts=restarts)
+    sampler = make_sampler(s, restarts=restarts, held=held)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     out = []
     for _ in range(n):
@@ -179,6 +179,17 @@ def test_a_restarted_worker_does_not_replay_its_first_lifes_draws():
     first, again = sampled_points(s, 6, restarts=0), sampled_points(s, 6, restarts=1)
     assert first == sampled_points(s, 6, restarts=0)  # still reproducible
     assert not any(p in first for p in again)
+
+
+def test_a_resumed_study_does_not_replay_its_first_starts_draws():
+    """A study resumed by a new command seeded its sampler as its first start did: a seeded
+    random study (fastwidth) drew its first 3 configs again, each caught as a duplicate and
+    counted toward the target, so 8 trials held 5 distinct configs."""
+    s = settings(sampler="random", seed=0)
+    first, resumed = sampled_points(s, 4), sampled_points(s, 4, held=4)
+    assert first == sampled_points(s, 4, held=0)  # a fresh study as before
+    assert resumed == sampled_points(s, 4, held=4)  # still reproducible
+    assert not any(p in first for p in resumed)
 
 
 def test_startup_trials_sets_where_tpe_stops_sampling_at_random():
